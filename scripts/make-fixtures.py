@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Regenerate the committed fixtures under fixtures/ (deterministic: same bytes every run).
+
+Signals are music-like (harmonic tones with envelopes, a slow chirp, a little seeded noise) so
+encoders behave as on real material, and peak below -1 dBFS. Needs python3 and sox (FLAC/AIFF).
+
+  fixtures/album/     01-cd-stereo.wav  44.1 kHz / 16-bit stereo WAV, 10.5 s (two segments)
+                      02-hires.flac     96 kHz / 24-bit stereo FLAC, 6.5 s
+                      03-mono.aiff      44.1 kHz / 16-bit mono AIFF, 4 s
+                      release.json
+  fixtures/gapless/   01-part-one.flac, 02-part-two.flac: one continuous 48 kHz / 24-bit
+                      programme of 12 s cut at frame 250001 (on no codec's frame grid)
+                      release.json (gapless: true)
+"""
+import json
+import math
+import os
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+import wave
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+GAPLESS_CUT = 250_001
+
+
+def signal(rate, seconds, channels, seed, base=220.0):
+    """Interleaved floats in [-0.85, 0.85]."""
+    rng = random.Random(seed)
+    n = int(round(rate * seconds))
+    out = []
+    notes = [base, base * 5 / 4, base * 3 / 2, base * 2]
+    for i in range(n):
+        t = i / rate
+        env = 0.55 + 0.45 * math.sin(2 * math.pi * 0.37 * t)
+        note = notes[int(t * 2) % len(notes)]
+        chirp = 0.08 * math.sin(2 * math.pi * (300 * t + 400 * t * t / seconds))
+        frame = []
+        for c in range(channels):
+            detune = 1.0 + 0.002 * c
+            v = 0.0
+            for h, a in ((1, 0.35), (2, 0.15), (3, 0.08), (5, 0.04), (8, 0.02)):
+                v += a * math.sin(2 * math.pi * note * detune * h * t + c * 0.3)
+            v = v * env + chirp + 0.01 * (rng.random() - 0.5)
+            frame.append(max(-0.85, min(0.85, v)))
+        out.extend(frame)
+    return out
+
+
+def write_wav(path, rate, channels, bits, samples):
+    scale = float(1 << (bits - 1))
+    with wave.open(path, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(bits // 8)
+        w.setframerate(rate)
+        frames = bytearray()
+        for s in samples:
+            v = int(round(s * scale))
+            v = max(-int(scale), min(int(scale) - 1, v))
+            frames += struct.pack("<i", v)[: bits // 8]
+        w.writeframes(bytes(frames))
+
+
+def convert(src, dst, *args):
+    subprocess.run(["sox", src, *args, dst], check=True)
+
+
+def main():
+    album = os.path.join(ROOT, "album")
+    gapless = os.path.join(ROOT, "gapless")
+    os.makedirs(album, exist_ok=True)
+    os.makedirs(gapless, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_wav(os.path.join(album, "01-cd-stereo.wav"), 44100, 2, 16,
+                  signal(44100, 10.5, 2, seed=1))
+        hires = os.path.join(tmp, "hires.wav")
+        write_wav(hires, 96000, 2, 24, signal(96000, 6.5, 2, seed=2, base=330.0))
+        convert(hires, os.path.join(album, "02-hires.flac"))
+        mono = os.path.join(tmp, "mono.wav")
+        write_wav(mono, 44100, 1, 16, signal(44100, 4.0, 1, seed=3, base=196.0))
+        convert(mono, os.path.join(album, "03-mono.aiff"))
+
+        prog = signal(48000, 12.0, 2, seed=4, base=261.63)
+        cut = GAPLESS_CUT * 2
+        for name, part in (("01-part-one", prog[:cut]), ("02-part-two", prog[cut:])):
+            wav = os.path.join(tmp, name + ".wav")
+            write_wav(wav, 48000, 2, 24, part)
+            convert(wav, os.path.join(gapless, name + ".flac"))
+
+    release = {
+        "title": "Pressing Fixtures",
+        "artists": ["The Test Signals"],
+        "label": "pressing",
+        "upc": "000000000000",
+        "tracks": [
+            {"file": "01-cd-stereo.wav", "isrc": "QZ-ES6-26-00001", "title": "CD Stereo",
+             "track_number": 1},
+            {"file": "02-hires.flac", "isrc": "QZ-ES6-26-00002", "title": "Hi-Res",
+             "track_number": 2},
+            {"file": "03-mono.aiff", "isrc": "QZ-ES6-26-00003", "title": "Mono",
+             "track_number": 3},
+        ],
+    }
+    with open(os.path.join(album, "release.json"), "w") as f:
+        json.dump(release, f, indent=2)
+        f.write("\n")
+    gap = {
+        "title": "Continuous Programme",
+        "gapless": True,
+        "tracks": [
+            {"file": "01-part-one.flac", "isrc": "QZ-ES6-26-00011", "title": "Part One",
+             "track_number": 1},
+            {"file": "02-part-two.flac", "isrc": "QZ-ES6-26-00012", "title": "Part Two",
+             "track_number": 2},
+        ],
+    }
+    with open(os.path.join(gapless, "release.json"), "w") as f:
+        json.dump(gap, f, indent=2)
+        f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,456 @@
+//! Ladders: the TOML files in `ladders/` that list the renditions (rungs) to encode.
+//!
+//! This module owns parsing and validating a ladder; it does not decide which rungs apply to a
+//! given master (that is `transcode::plan`). The format is strict: an unknown key, a duplicate id
+//! or an impossible rung is an error that names the file and the line.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Seconds of audio per media segment unless the ladder says otherwise.
+pub const DEFAULT_SEGMENT_SECONDS: f64 = 6.0;
+
+/// The highest sample rate any rung may ask for.
+pub const MAX_SAMPLE_RATE: u32 = 192_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LadderError {
+    #[error("cannot read ladder {path:?}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid ladder {path:?}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("invalid rung in ladder {path:?} at line {line}: {message}")]
+    Rung {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// Subscription tiers, ordered: a tier may play its own rungs and every lower tier's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Free,
+    Premium,
+    Hifi,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Free, Tier::Premium, Tier::Hifi];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Free => "free",
+            Tier::Premium => "premium",
+            Tier::Hifi => "hifi",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Codec {
+    /// MPEG-4 AAC Low Complexity (AOT 2).
+    AacLc,
+    /// HE-AAC v1: AAC-LC core plus spectral band replication (AOT 5).
+    HeAac,
+    /// HE-AAC v2: HE-AAC plus parametric stereo (AOT 29); stereo masters only.
+    HeAacV2,
+    Opus,
+    Flac,
+}
+
+impl Codec {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::AacLc => "aac-lc",
+            Codec::HeAac => "he-aac",
+            Codec::HeAacV2 => "he-aac-v2",
+            Codec::Opus => "opus",
+            Codec::Flac => "flac",
+        }
+    }
+
+    pub fn is_lossless(self) -> bool {
+        matches!(self, Codec::Flac)
+    }
+
+    /// The codec family a player may switch within without reconfiguring its decoder chain.
+    pub fn family(self) -> Family {
+        match self {
+            Codec::AacLc | Codec::HeAac | Codec::HeAacV2 => Family::Aac,
+            Codec::Opus => Family::Opus,
+            Codec::Flac => Family::Lossless,
+        }
+    }
+
+    /// The most channels the codec carries in this pipeline.
+    pub fn max_channels(self) -> u16 {
+        match self {
+            Codec::HeAacV2 => 2,
+            Codec::AacLc | Codec::HeAac | Codec::Opus | Codec::Flac => 8,
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A switching set: renditions a player may move between mid-stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Aac,
+    Opus,
+    Lossless,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Aac => "aac",
+            Family::Opus => "opus",
+            Family::Lossless => "lossless",
+        }
+    }
+}
+
+/// Which implementation encodes AAC-LC. HE-AAC always uses Fraunhofer's encoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AacEncoder {
+    /// Fraunhofer FDK AAC (the default: better quality per bit and faster, see README).
+    Fdk,
+    /// FFmpeg's native `aac` encoder.
+    Ffmpeg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RateSpec {
+    Fixed(u32),
+    /// The master's own rate (lossless hi-res rungs).
+    Master,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rung {
+    pub id: String,
+    pub codec: Codec,
+    /// Target bit rate in bit/s; `None` for lossless rungs.
+    pub bitrate: Option<u32>,
+    pub sample_rate: RateSpec,
+    /// Most bits per sample a lossless rung keeps (never more than the master has).
+    pub bits: Option<u8>,
+    pub tier: Tier,
+    /// Most channels this rung carries; a master with more is refused by the rung.
+    pub max_channels: u16,
+    /// Only applies to masters above 16-bit / 44.1 kHz.
+    pub hires_only: bool,
+    pub aac_encoder: AacEncoder,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ladder {
+    pub path: PathBuf,
+    pub segment_seconds: f64,
+    pub rungs: Vec<Rung>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LadderFile {
+    segment_duration: Option<f64>,
+    #[serde(default)]
+    rung: Vec<toml::Spanned<RungFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RateFile {
+    Hz(u32),
+    Word(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RungFile {
+    id: String,
+    codec: Codec,
+    /// kbit/s
+    bitrate: Option<u32>,
+    sample_rate: RateFile,
+    bits: Option<u8>,
+    tier: Tier,
+    channels: Option<u16>,
+    #[serde(default)]
+    hires_only: bool,
+    encoder: Option<AacEncoder>,
+}
+
+/// Sample rates an MPEG-4 AAC stream can signal by index (ISO/IEC 14496-3 1.6.3.4).
+const AAC_RATES: [u32; 12] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000,
+];
+
+impl Ladder {
+    pub fn from_path(path: &Path) -> Result<Ladder, LadderError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LadderError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ladder::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Ladder, LadderError> {
+        let file: LadderFile = toml::from_str(text).map_err(|e| LadderError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let segment_seconds = file.segment_duration.unwrap_or(DEFAULT_SEGMENT_SECONDS);
+        if !(1.0..=30.0).contains(&segment_seconds) {
+            return Err(LadderError::Syntax {
+                path: path.to_owned(),
+                message: format!(
+                    "segment_duration = {segment_seconds} (expected 1.0..=30.0 seconds)"
+                ),
+            });
+        }
+        if file.rung.is_empty() {
+            return Err(LadderError::Syntax {
+                path: path.to_owned(),
+                message: "no [[rung]] tables (expected at least one)".into(),
+            });
+        }
+        let mut rungs: Vec<Rung> = Vec::with_capacity(file.rung.len());
+        for spanned in file.rung {
+            let line = 1 + text[..spanned.span().start].matches('\n').count();
+            let rung = check_rung(spanned.into_inner()).map_err(|message| LadderError::Rung {
+                path: path.to_owned(),
+                line,
+                message,
+            })?;
+            if rungs.iter().any(|r| r.id == rung.id) {
+                return Err(LadderError::Rung {
+                    path: path.to_owned(),
+                    line,
+                    message: format!("duplicate rung id {:?} (ids must be unique)", rung.id),
+                });
+            }
+            rungs.push(rung);
+        }
+        Ok(Ladder {
+            path: path.to_owned(),
+            segment_seconds,
+            rungs,
+        })
+    }
+}
+
+fn check_rung(r: RungFile) -> Result<Rung, String> {
+    let id_ok = !r.id.is_empty()
+        && r.id.len() <= 32
+        && r.id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !id_ok {
+        return Err(format!(
+            "id {:?} (expected 1 to 32 characters of a-z, 0-9 and '-')",
+            r.id
+        ));
+    }
+    let id = r.id;
+    let sample_rate = match r.sample_rate {
+        RateFile::Hz(hz) => RateSpec::Fixed(hz),
+        RateFile::Word(w) if w == "master" => RateSpec::Master,
+        RateFile::Word(w) => {
+            return Err(format!(
+                "rung {id:?}: sample_rate = {w:?} (expected a rate in Hz or \"master\")"
+            ))
+        }
+    };
+    let lossless = r.codec.is_lossless();
+    let bitrate = match (lossless, r.bitrate) {
+        (true, Some(_)) => {
+            return Err(format!(
+                "rung {id:?}: bitrate on a lossless {} rung (remove it)",
+                r.codec
+            ))
+        }
+        (true, None) => None,
+        (false, None) => return Err(format!("rung {id:?}: {} needs a bitrate in kbit/s", r.codec)),
+        (false, Some(kbps)) => {
+            let range = match r.codec {
+                Codec::AacLc => 16..=512,
+                Codec::HeAac => 16..=128,
+                Codec::HeAacV2 => 8..=64,
+                Codec::Opus => 6..=510,
+                Codec::Flac => unreachable!("lossless handled above"),
+            };
+            if !range.contains(&kbps) {
+                return Err(format!(
+                    "rung {id:?}: bitrate {kbps} kbit/s for {} (expected {}..={})",
+                    r.codec,
+                    range.start(),
+                    range.end()
+                ));
+            }
+            Some(kbps * 1000)
+        }
+    };
+    match (lossless, r.bits) {
+        (false, Some(b)) => {
+            return Err(format!(
+                "rung {id:?}: bits = {b} on a lossy {} rung (remove it)",
+                r.codec
+            ))
+        }
+        (true, None) => return Err(format!("rung {id:?}: flac needs bits = 16 or 24")),
+        (true, Some(b)) if b != 16 && b != 24 => {
+            return Err(format!("rung {id:?}: bits = {b} (expected 16 or 24)"))
+        }
+        _ => {}
+    }
+    match (r.codec, sample_rate) {
+        (Codec::Opus, RateSpec::Fixed(48000)) => {}
+        (Codec::Opus, other) => {
+            return Err(format!(
+                "rung {id:?}: opus at {other:?} (Opus streams run at 48000 Hz)"
+            ))
+        }
+        (Codec::Flac, RateSpec::Fixed(hz)) if !(8000..=MAX_SAMPLE_RATE).contains(&hz) => {
+            return Err(format!(
+                "rung {id:?}: sample_rate {hz} (expected 8000..={MAX_SAMPLE_RATE})"
+            ))
+        }
+        (Codec::Flac, _) => {}
+        (_, RateSpec::Master) => {
+            return Err(format!(
+                "rung {id:?}: sample_rate = \"master\" is for lossless rungs only"
+            ))
+        }
+        (Codec::AacLc, RateSpec::Fixed(hz)) if !AAC_RATES.contains(&hz) => {
+            return Err(format!(
+                "rung {id:?}: sample_rate {hz} is not an AAC rate (expected one of {AAC_RATES:?})"
+            ))
+        }
+        (Codec::HeAac | Codec::HeAacV2, RateSpec::Fixed(hz))
+            if ![32000, 44100, 48000].contains(&hz) =>
+        {
+            return Err(format!(
+                "rung {id:?}: sample_rate {hz} for HE-AAC (expected 32000, 44100 or 48000)"
+            ))
+        }
+        _ => {}
+    }
+    let max_channels = match r.channels {
+        None => r.codec.max_channels(),
+        Some(c) if (1..=r.codec.max_channels()).contains(&c) => c,
+        Some(c) => {
+            return Err(format!(
+                "rung {id:?}: channels = {c} (expected 1..={} for {})",
+                r.codec.max_channels(),
+                r.codec
+            ))
+        }
+    };
+    let aac_encoder = match (r.codec, r.encoder) {
+        (Codec::AacLc, e) => e.unwrap_or(AacEncoder::Fdk),
+        (_, None) => AacEncoder::Fdk,
+        (codec, Some(_)) => {
+            return Err(format!(
+                "rung {id:?}: encoder is only selectable for aac-lc, not {codec}"
+            ))
+        }
+    };
+    if r.hires_only && !lossless {
+        return Err(format!("rung {id:?}: hires_only is for lossless rungs"));
+    }
+    Ok(Rung {
+        id,
+        codec: r.codec,
+        bitrate,
+        sample_rate,
+        bits: r.bits,
+        tier: r.tier,
+        max_channels,
+        hires_only: r.hires_only,
+        aac_encoder,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Ladder, LadderError> {
+        Ladder::parse(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn bundled_music_ladder_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ladders/music.toml");
+        let ladder = Ladder::from_path(&path).unwrap();
+        let ids: Vec<_> = ladder.rungs.iter().map(|r| r.id.as_str()).collect();
+        for want in [
+            "aac-256",
+            "aac-160",
+            "aac-96",
+            "heaac-64",
+            "heaac-32",
+            "opus-160",
+            "opus-96",
+            "flac-cd",
+            "flac-hires",
+        ] {
+            assert!(ids.contains(&want), "{want} missing from {ids:?}");
+        }
+        assert_eq!(ladder.segment_seconds, 6.0);
+    }
+
+    #[test]
+    fn unknown_key_names_the_line() {
+        let err = parse(
+            "[[rung]]\nid = \"a\"\ncodec = \"aac-lc\"\nbitrate = 96\nsample_rate = 44100\ntier = \"free\"\nbitrat = 3\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 7"), "{err}");
+        assert!(err.contains("bitrat"), "{err}");
+    }
+
+    #[test]
+    fn impossible_rungs_are_refused_with_their_line() {
+        let text = "[[rung]]\nid = \"ok\"\ncodec = \"flac\"\nbits = 16\nsample_rate = 44100\ntier = \"hifi\"\n\n[[rung]]\nid = \"bad\"\ncodec = \"opus\"\nbitrate = 96\nsample_rate = 44100\ntier = \"free\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("line 8"), "{err}");
+        assert!(err.contains("48000"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_ids_and_lossless_bitrates_are_errors() {
+        let dup = "[[rung]]\nid = \"a\"\ncodec = \"flac\"\nbits = 16\nsample_rate = 44100\ntier = \"hifi\"\n[[rung]]\nid = \"a\"\ncodec = \"flac\"\nbits = 24\nsample_rate = \"master\"\ntier = \"hifi\"\n";
+        assert!(parse(dup).unwrap_err().to_string().contains("duplicate"));
+        let br = "[[rung]]\nid = \"a\"\ncodec = \"flac\"\nbits = 16\nbitrate = 900\nsample_rate = 44100\ntier = \"hifi\"\n";
+        assert!(parse(br).unwrap_err().to_string().contains("lossless"));
+    }
+
+    #[test]
+    fn tiers_are_ordered() {
+        assert!(Tier::Free < Tier::Premium && Tier::Premium < Tier::Hifi);
+    }
+}

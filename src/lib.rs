@@ -1,0 +1,18 @@
+//! pressing: turns a record label's audio masters into gapless, sample-accurate CMAF streams
+//! with HLS and DASH manifests.
+//!
+//! Stages, each taking the previous stage's output: [`ingest`] -> [`transcode`] -> [`package`]
+//! (+ [`manifest`]); [`pipeline`] orders them. The CLI is a thin shell over [`pipeline::run`].
+#![deny(unsafe_code)]
+
+pub mod error;
+pub mod ingest;
+pub mod ladder;
+pub mod limits;
+pub mod manifest;
+pub mod package;
+pub mod pipeline;
+pub mod report;
+pub mod transcode;
+
+pub use error::Error;

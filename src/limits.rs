@@ -1,0 +1,15 @@
+//! Limits against hostile or broken input, in one place. Each has its own error where it is
+//! enforced, naming the file, the value found and the limit.
+
+/// Largest master file accepted (a 60-minute 32-bit/192 kHz 7.1 master is ~5.3 GB).
+pub const MAX_MASTER_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+
+/// Longest master accepted, in seconds (a continuous DJ mix or classical work fits).
+pub const MAX_DURATION_SECONDS: u64 = 4 * 60 * 60;
+
+/// Most channels a master may have (7.1).
+pub const MAX_CHANNELS: u16 = 8;
+
+/// Sample rates a master may have.
+pub const MIN_SAMPLE_RATE: u32 = 8_000;
+pub const MAX_SAMPLE_RATE: u32 = 192_000;

@@ -1,0 +1,180 @@
+//! Manifests: HLS playlists (RFC 8216, through m3u8-rs) and DASH MPDs (ISO/IEC 23009-1, through
+//! dash-mpd-core), built from the neutral description of packaged renditions (segment file,
+//! start, duration, size), never from boxes.
+//!
+//! Grouping: renditions are switchable only within a codec family (AAC-LC + HE-AAC, Opus,
+//! lossless). DASH says that with one AdaptationSet per family in each tier's MPD; HLS has no
+//! switching-set construct, so each (tier, family) gets its own multivariant playlist.
+
+use std::time::Duration;
+
+use dash_mpd_core as mpd;
+use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, VariantStream};
+
+use crate::ladder::Family;
+use crate::package::PackagedRendition;
+
+/// Path of a rendition's media playlist, relative to the track folder.
+pub fn media_playlist_path(rendition: &str) -> String {
+    format!("{rendition}/index.m3u8")
+}
+
+/// RFC 8216 4.3.3: a VOD media playlist for one rendition; URIs relative to its own folder.
+pub fn create_media_playlist(r: &PackagedRendition) -> String {
+    let rate = f64::from(r.stream.sample_rate);
+    let seconds = |samples: u64| samples as f64 / rate;
+    // 4.3.3.1: every EXTINF rounded to the nearest integer must not exceed the target duration.
+    let target = r
+        .segments
+        .iter()
+        .map(|s| seconds(s.duration).round() as u64)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let segments = r
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| MediaSegment {
+            uri: s.file.clone(),
+            duration: seconds(s.duration) as f32,
+            map: (i == 0).then(|| m3u8_rs::Map {
+                uri: r.init_file.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let playlist = MediaPlaylist {
+        // Version 7: EXT-X-MAP in a playlist without I-frames (RFC 8216 7).
+        version: Some(7),
+        target_duration: target,
+        media_sequence: 0,
+        segments,
+        end_list: true,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        independent_segments: true,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    playlist
+        .write_to(&mut out)
+        .expect("writing to a Vec cannot fail");
+    String::from_utf8(out).expect("m3u8-rs writes UTF-8")
+}
+
+/// RFC 8216 4.3.4.2: a multivariant playlist over renditions of one switching set, highest
+/// bandwidth first.
+pub fn create_multivariant_playlist(renditions: &[&PackagedRendition]) -> String {
+    let mut sorted: Vec<_> = renditions.to_vec();
+    sorted.sort_by(|a, b| b.bandwidth.cmp(&a.bandwidth).then(a.id.cmp(&b.id)));
+    let playlist = MasterPlaylist {
+        version: Some(7),
+        independent_segments: true,
+        variants: sorted
+            .iter()
+            .map(|r| VariantStream {
+                uri: media_playlist_path(&r.id),
+                bandwidth: r.bandwidth,
+                average_bandwidth: Some(r.average_bandwidth),
+                codecs: Some(r.codecs.clone()),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    playlist
+        .write_to(&mut out)
+        .expect("writing to a Vec cannot fail");
+    String::from_utf8(out).expect("m3u8-rs writes UTF-8")
+}
+
+/// ISO/IEC 23009-1: a static MPD with one AdaptationSet per codec family, SegmentTemplate with
+/// SegmentTimeline per Representation, bandwidths measured (peak segment rate).
+pub fn create_mpd(duration_seconds: f64, sets: &[(Family, Vec<&PackagedRendition>)]) -> String {
+    let mut max_segment = 0.0f64;
+    let adaptations = sets
+        .iter()
+        .enumerate()
+        .map(|(i, (family, renditions))| {
+            let mut sorted = renditions.clone();
+            sorted.sort_by(|a, b| b.bandwidth.cmp(&a.bandwidth).then(a.id.cmp(&b.id)));
+            let representations = sorted
+                .iter()
+                .map(|r| {
+                    for s in &r.segments {
+                        max_segment =
+                            max_segment.max(s.duration as f64 / f64::from(r.stream.sample_rate));
+                    }
+                    representation(r)
+                })
+                .collect();
+            mpd::AdaptationSet {
+                id: Some(i.to_string()),
+                contentType: Some("audio".into()),
+                mimeType: Some("audio/mp4".into()),
+                lang: Some("und".into()),
+                segmentAlignment: Some(true),
+                startWithSAP: Some(1),
+                Label: vec![mpd::Label {
+                    content: family.as_str().to_string(),
+                    ..Default::default()
+                }],
+                representations,
+                ..Default::default()
+            }
+        })
+        .collect();
+    let manifest = mpd::MPD {
+        xmlns: Some("urn:mpeg:dash:schema:mpd:2011".into()),
+        profiles: Some("urn:mpeg:dash:profile:isoff-live:2011".into()),
+        mpdtype: Some("static".into()),
+        mediaPresentationDuration: Some(Duration::from_secs_f64(duration_seconds)),
+        minBufferTime: Some(Duration::from_secs_f64(max_segment.ceil().max(1.0))),
+        maxSegmentDuration: Some(Duration::from_secs_f64(max_segment)),
+        periods: vec![mpd::Period {
+            id: Some("0".into()),
+            start: Some(Duration::ZERO),
+            adaptations,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    manifest.to_string()
+}
+
+fn representation(r: &PackagedRendition) -> mpd::Representation {
+    // Run-length encode equal durations (S@r) as the timeline allows.
+    let mut timeline: Vec<mpd::S> = Vec::new();
+    for s in &r.segments {
+        match timeline.last_mut() {
+            Some(last) if last.d == s.duration => last.r = Some(last.r.unwrap_or(0) + 1),
+            _ => timeline.push(mpd::S {
+                t: Some(s.start),
+                d: s.duration,
+                ..Default::default()
+            }),
+        }
+    }
+    mpd::Representation {
+        id: Some(r.id.clone()),
+        bandwidth: Some(r.bandwidth),
+        codecs: Some(r.codecs.clone()),
+        audioSamplingRate: Some(r.stream.sample_rate.to_string()),
+        AudioChannelConfiguration: vec![mpd::AudioChannelConfiguration {
+            schemeIdUri: "urn:mpeg:dash:23003:3:audio_channel_configuration:2011".into(),
+            value: Some(r.stream.channels.to_string()),
+            ..Default::default()
+        }],
+        SegmentTemplate: Some(mpd::SegmentTemplate {
+            timescale: Some(u64::from(r.stream.sample_rate)),
+            initialization: Some(format!("{}/{}", r.id, r.init_file)),
+            media: Some(format!("{}/seg-$Number%05d$.m4s", r.id)),
+            startNumber: Some(1),
+            SegmentTimeline: Some(mpd::SegmentTimeline { segments: timeline }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

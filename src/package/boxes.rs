@@ -1,0 +1,400 @@
+//! Pure ISO BMFF box writers for CMAF audio: `create_init_segment` and `create_media_segment`.
+//!
+//! No I/O and no clocks: the same inputs give the same bytes (creation and modification times
+//! are zero). Field names follow ISO/IEC 14496-12 verbatim.
+
+use crate::ladder::Codec;
+use crate::transcode::{DecoderConfig, StreamConfig};
+
+/// What the init segment describes.
+#[derive(Clone, Debug)]
+pub struct TrackConfig<'a> {
+    pub stream: &'a StreamConfig,
+    /// Samples a gapless decoder must output: the edit list's segment_duration.
+    pub presented_samples: u64,
+    /// Sum of all sample durations (priming + presented + end padding): mehd.
+    pub media_duration: u64,
+    /// Largest access unit, for the esds bufferSizeDB.
+    pub max_sample_size: u32,
+    /// Bit rates for the esds (bit/s).
+    pub max_bitrate: u32,
+    pub avg_bitrate: u32,
+}
+
+/// One fragment: a moof + mdat pair.
+#[derive(Clone, Debug)]
+pub struct Fragment<'a> {
+    pub sequence_number: u32,
+    pub base_media_decode_time: u64,
+    /// (sample_duration, sample_size) for each sample, in order.
+    pub samples: &'a [(u32, u32)],
+    pub data: &'a [u8],
+}
+
+pub const TRACK_ID: u32 = 1;
+
+/// Appends a box, patching its size once the body is written.
+fn write_box(buf: &mut Vec<u8>, fourcc: &[u8; 4], body: impl FnOnce(&mut Vec<u8>)) {
+    let start = buf.len();
+    buf.extend_from_slice(&[0, 0, 0, 0]);
+    buf.extend_from_slice(fourcc);
+    body(buf);
+    let size = (buf.len() - start) as u32;
+    buf[start..start + 4].copy_from_slice(&size.to_be_bytes());
+}
+
+fn write_full_box(
+    buf: &mut Vec<u8>,
+    fourcc: &[u8; 4],
+    version: u8,
+    flags: u32,
+    body: impl FnOnce(&mut Vec<u8>),
+) {
+    write_box(buf, fourcc, |b| {
+        b.extend_from_slice(&((u32::from(version) << 24) | (flags & 0xff_ffff)).to_be_bytes());
+        body(b)
+    });
+}
+
+fn u16be(b: &mut Vec<u8>, v: u16) {
+    b.extend_from_slice(&v.to_be_bytes());
+}
+fn u32be(b: &mut Vec<u8>, v: u32) {
+    b.extend_from_slice(&v.to_be_bytes());
+}
+fn u64be(b: &mut Vec<u8>, v: u64) {
+    b.extend_from_slice(&v.to_be_bytes());
+}
+
+const UNITY_MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
+
+fn write_matrix(b: &mut Vec<u8>) {
+    for v in UNITY_MATRIX {
+        u32be(b, v);
+    }
+}
+
+/// The CMAF header: ftyp + moov for a single audio track.
+pub fn create_init_segment(track: &TrackConfig<'_>) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1024);
+    let timescale = track.stream.sample_rate;
+    // ISO/IEC 14496-12 4.3 ftyp; ISO/IEC 23000-19 7.2 CMAF brands.
+    write_box(&mut buf, b"ftyp", |b| {
+        b.extend_from_slice(b"iso6");
+        u32be(b, 0);
+        for brand in [b"iso6", b"cmfc", b"mp41", b"dash"] {
+            b.extend_from_slice(brand);
+        }
+    });
+    write_box(&mut buf, b"moov", |b| {
+        // 8.2.2 mvhd: durations are 0 in a fragmented movie; mehd carries the total.
+        write_full_box(b, b"mvhd", 0, 0, |b| {
+            u32be(b, 0); // creation_time
+            u32be(b, 0); // modification_time
+            u32be(b, timescale);
+            u32be(b, 0); // duration
+            u32be(b, 0x0001_0000); // rate
+            u16be(b, 0x0100); // volume
+            b.extend_from_slice(&[0; 10]);
+            write_matrix(b);
+            b.extend_from_slice(&[0; 24]); // pre_defined
+            u32be(b, TRACK_ID + 1); // next_track_ID
+        });
+        write_box(b, b"trak", |b| {
+            // 8.3.2 tkhd: track_enabled | track_in_movie
+            write_full_box(b, b"tkhd", 0, 0x3, |b| {
+                u32be(b, 0);
+                u32be(b, 0);
+                u32be(b, TRACK_ID);
+                u32be(b, 0); // reserved
+                u32be(b, 0); // duration
+                b.extend_from_slice(&[0; 8]);
+                u16be(b, 0); // layer
+                u16be(b, 0); // alternate_group
+                u16be(b, 0x0100); // volume
+                u16be(b, 0);
+                write_matrix(b);
+                u32be(b, 0); // width
+                u32be(b, 0); // height
+            });
+            write_edts(b, track);
+            write_box(b, b"mdia", |b| {
+                write_full_box(b, b"mdhd", 0, 0, |b| {
+                    u32be(b, 0);
+                    u32be(b, 0);
+                    u32be(b, timescale);
+                    u32be(b, 0);
+                    u16be(b, 0x55c4); // language "und", ISO 639-2/T packed
+                    u16be(b, 0);
+                });
+                write_full_box(b, b"hdlr", 0, 0, |b| {
+                    u32be(b, 0);
+                    b.extend_from_slice(b"soun");
+                    b.extend_from_slice(&[0; 12]);
+                    b.extend_from_slice(b"SoundHandler\0");
+                });
+                write_box(b, b"minf", |b| {
+                    write_full_box(b, b"smhd", 0, 0, |b| u32be(b, 0));
+                    write_box(b, b"dinf", |b| {
+                        write_full_box(b, b"dref", 0, 0, |b| {
+                            u32be(b, 1);
+                            write_full_box(b, b"url ", 0, 1, |_| {});
+                        });
+                    });
+                    write_box(b, b"stbl", |b| {
+                        write_full_box(b, b"stsd", 0, 0, |b| {
+                            u32be(b, 1);
+                            write_sample_entry(b, track);
+                        });
+                        write_full_box(b, b"stts", 0, 0, |b| u32be(b, 0));
+                        write_full_box(b, b"stsc", 0, 0, |b| u32be(b, 0));
+                        write_full_box(b, b"stsz", 0, 0, |b| {
+                            u32be(b, 0);
+                            u32be(b, 0);
+                        });
+                        write_full_box(b, b"stco", 0, 0, |b| u32be(b, 0));
+                    });
+                });
+            });
+        });
+        write_box(b, b"mvex", |b| {
+            // 8.8.2 mehd
+            write_full_box(b, b"mehd", 1, 0, |b| u64be(b, track.media_duration));
+            // 8.8.3 trex
+            write_full_box(b, b"trex", 0, 0, |b| {
+                u32be(b, TRACK_ID);
+                u32be(b, 1); // default_sample_description_index
+                u32be(b, 0); // default_sample_duration
+                u32be(b, 0); // default_sample_size
+                u32be(b, 0); // default_sample_flags: every audio sample is a sync sample
+            });
+        });
+    });
+    buf
+}
+
+/// 8.6.6 elst: one edit that skips the priming and ends before the padding, so a decoder that
+/// honours it outputs exactly the presented samples.
+fn write_edts(b: &mut Vec<u8>, track: &TrackConfig<'_>) {
+    let priming = u64::from(track.stream.priming);
+    let wide = track.presented_samples > u64::from(u32::MAX);
+    write_box(b, b"edts", |b| {
+        write_full_box(b, b"elst", u8::from(wide), 0, |b| {
+            u32be(b, 1);
+            if wide {
+                u64be(b, track.presented_samples);
+                u64be(b, priming);
+            } else {
+                u32be(b, track.presented_samples as u32);
+                u32be(b, priming as u32);
+            }
+            u16be(b, 1); // media_rate_integer
+            u16be(b, 0); // media_rate_fraction
+        });
+    });
+}
+
+/// 12.2.3 AudioSampleEntry fields shared by mp4a, Opus and fLaC.
+fn write_audio_sample_entry_fields(b: &mut Vec<u8>, channels: u16, sample_size: u16, rate: u32) {
+    b.extend_from_slice(&[0; 6]);
+    u16be(b, 1); // data_reference_index
+    b.extend_from_slice(&[0; 8]);
+    u16be(b, channels);
+    u16be(b, sample_size);
+    u16be(b, 0); // pre_defined
+    u16be(b, 0);
+    // 16.16 fixed point; rates above 65535 Hz do not fit and are signalled by the codec config.
+    u32be(b, if rate <= 0xffff { rate << 16 } else { 0 });
+}
+
+fn write_sample_entry(b: &mut Vec<u8>, track: &TrackConfig<'_>) {
+    let s = track.stream;
+    match &s.config {
+        DecoderConfig::Aac {
+            audio_specific_config,
+        } => write_box(b, b"mp4a", |b| {
+            write_audio_sample_entry_fields(b, s.channels, 16, s.sample_rate);
+            write_esds(b, track, audio_specific_config);
+        }),
+        DecoderConfig::Opus {
+            pre_skip,
+            input_sample_rate,
+            output_gain,
+            channel_mapping_family,
+            mapping,
+        } => write_box(b, b"Opus", |b| {
+            write_audio_sample_entry_fields(b, s.channels, 16, 48000);
+            // Encapsulation of Opus in ISO BMFF, 4.3.2 dOps (big-endian, unlike OpusHead).
+            write_box(b, b"dOps", |b| {
+                b.push(0); // Version
+                b.push(s.channels as u8);
+                u16be(b, *pre_skip);
+                u32be(b, *input_sample_rate);
+                b.extend_from_slice(&output_gain.to_be_bytes());
+                b.push(*channel_mapping_family);
+                if *channel_mapping_family != 0 {
+                    b.extend_from_slice(mapping);
+                }
+            });
+        }),
+        DecoderConfig::Flac { streaminfo } => write_box(b, b"fLaC", |b| {
+            let bits = u16::from(s.bits_per_sample.unwrap_or(16));
+            write_audio_sample_entry_fields(b, s.channels, bits, s.sample_rate);
+            // FLAC in ISO BMFF 3.3.2 dfLa: metadata blocks; here the final STREAMINFO alone.
+            write_full_box(b, b"dfLa", 0, 0, |b| {
+                b.push(0x80); // last-metadata-block flag | type 0 (STREAMINFO)
+                let len = streaminfo.len() as u32;
+                b.extend_from_slice(&len.to_be_bytes()[1..]);
+                b.extend_from_slice(streaminfo);
+            });
+        }),
+    }
+}
+
+/// ISO/IEC 14496-1 7.2.6.5 ES_Descriptor inside an esds box (ISO/IEC 14496-14 5.6).
+fn write_esds(b: &mut Vec<u8>, track: &TrackConfig<'_>, asc: &[u8]) {
+    fn descriptor(b: &mut Vec<u8>, tag: u8, body: &[u8]) {
+        b.push(tag);
+        // Expandable size, 4 bytes, as most muxers write it.
+        let len = body.len() as u32;
+        b.extend_from_slice(&[
+            0x80 | ((len >> 21) & 0x7f) as u8,
+            0x80 | ((len >> 14) & 0x7f) as u8,
+            0x80 | ((len >> 7) & 0x7f) as u8,
+            (len & 0x7f) as u8,
+        ]);
+        b.extend_from_slice(body);
+    }
+    let mut dsi = Vec::new();
+    descriptor(&mut dsi, 0x05, asc);
+    let mut dcd = vec![0x40, 0x15]; // objectTypeIndication: Audio ISO/IEC 14496-3; streamType audio
+    dcd.extend_from_slice(&track.max_sample_size.to_be_bytes()[1..]); // bufferSizeDB
+    dcd.extend_from_slice(&track.max_bitrate.to_be_bytes());
+    dcd.extend_from_slice(&track.avg_bitrate.to_be_bytes());
+    dcd.extend_from_slice(&dsi);
+    let mut es = Vec::new();
+    es.extend_from_slice(&(TRACK_ID as u16).to_be_bytes()); // ES_ID
+    es.push(0); // flags
+    descriptor(&mut es, 0x04, &dcd);
+    descriptor(&mut es, 0x06, &[0x02]); // SLConfigDescriptor: predefined MP4
+    write_full_box(b, b"esds", 0, 0, |b| descriptor(b, 0x03, &es));
+}
+
+/// One CMAF fragment: moof (mfhd, traf(tfhd, tfdt, trun)) + mdat.
+pub fn create_media_segment(f: &Fragment<'_>) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(f.data.len() + 64 + f.samples.len() * 8);
+    let mut data_offset_at = 0;
+    write_box(&mut buf, b"moof", |b| {
+        write_full_box(b, b"mfhd", 0, 0, |b| u32be(b, f.sequence_number));
+        write_box(b, b"traf", |b| {
+            // 8.8.7 tfhd: default-base-is-moof
+            write_full_box(b, b"tfhd", 0, 0x02_0000, |b| u32be(b, TRACK_ID));
+            // 8.8.12 tfdt
+            write_full_box(b, b"tfdt", 1, 0, |b| u64be(b, f.base_media_decode_time));
+            // 8.8.8 trun: data-offset, sample-duration and sample-size present
+            write_full_box(b, b"trun", 0, 0x0301, |b| {
+                u32be(b, f.samples.len() as u32);
+                data_offset_at = b.len();
+                u32be(b, 0);
+                for &(duration, size) in f.samples {
+                    u32be(b, duration);
+                    u32be(b, size);
+                }
+            });
+        });
+    });
+    // data_offset counts from the start of the moof to the first byte of mdat's payload.
+    let data_offset = (buf.len() + 8) as u32;
+    buf[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
+    write_box(&mut buf, b"mdat", |b| b.extend_from_slice(f.data));
+    buf
+}
+
+/// RFC 6381 codecs parameter for a stream, derived from its bitstream configuration.
+pub fn codecs_string(stream: &StreamConfig) -> String {
+    match &stream.config {
+        DecoderConfig::Aac {
+            audio_specific_config: asc,
+        } => {
+            // ISO/IEC 14496-3 1.6.2.1: audioObjectType is the first 5 bits; 31 escapes to 6 more.
+            let aot = match asc.first() {
+                Some(b) if b >> 3 != 31 => u16::from(b >> 3),
+                Some(_) => {
+                    let v = u16::from_be_bytes([asc[0], asc.get(1).copied().unwrap_or(0)]);
+                    32 + ((v >> 5) & 0x3f)
+                }
+                None => match stream.codec {
+                    Codec::HeAac => 5,
+                    Codec::HeAacV2 => 29,
+                    _ => 2,
+                },
+            };
+            format!("mp4a.40.{aot}")
+        }
+        DecoderConfig::Opus { .. } => "Opus".into(),
+        DecoderConfig::Flac { .. } => "fLaC".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(config: DecoderConfig, codec: Codec) -> StreamConfig {
+        StreamConfig {
+            codec,
+            sample_rate: 44100,
+            channels: 2,
+            bits_per_sample: None,
+            priming: 2048,
+            config,
+        }
+    }
+
+    #[test]
+    fn codecs_follow_the_audio_object_type() {
+        let lc = stream(DecoderConfig::Aac { audio_specific_config: vec![0x12, 0x10] }, Codec::AacLc);
+        assert_eq!(codecs_string(&lc), "mp4a.40.2");
+        let he = stream(DecoderConfig::Aac { audio_specific_config: vec![0x2b, 0x92, 0x08, 0x00] }, Codec::HeAac);
+        assert_eq!(codecs_string(&he), "mp4a.40.5");
+        let ps = stream(DecoderConfig::Aac { audio_specific_config: vec![0xeb, 0x8a, 0x08, 0x00] }, Codec::HeAacV2);
+        assert_eq!(codecs_string(&ps), "mp4a.40.29");
+    }
+
+    #[test]
+    fn trun_data_offset_points_at_mdat_payload() {
+        let samples = [(1024, 3), (1024, 2)];
+        let data = [1, 2, 3, 4, 5];
+        let seg = create_media_segment(&Fragment {
+            sequence_number: 7,
+            base_media_decode_time: 2048,
+            samples: &samples,
+            data: &data,
+        });
+        let moof_size = u32::from_be_bytes(seg[0..4].try_into().unwrap()) as usize;
+        assert_eq!(&seg[moof_size + 4..moof_size + 8], b"mdat");
+        let trun = seg.windows(4).position(|w| w == b"trun").unwrap();
+        let offset = u32::from_be_bytes(seg[trun + 12..trun + 16].try_into().unwrap()) as usize;
+        assert_eq!(&seg[offset..], &data);
+    }
+
+    #[test]
+    fn init_segment_is_deterministic_and_carries_the_edit() {
+        let s = stream(DecoderConfig::Aac { audio_specific_config: vec![0x12, 0x10] }, Codec::AacLc);
+        let t = TrackConfig {
+            stream: &s,
+            presented_samples: 123_456,
+            media_duration: 128_000,
+            max_sample_size: 700,
+            max_bitrate: 300_000,
+            avg_bitrate: 256_000,
+        };
+        let a = create_init_segment(&t);
+        assert_eq!(a, create_init_segment(&t));
+        let elst = a.windows(4).position(|w| w == b"elst").unwrap();
+        let body = &a[elst + 4..];
+        assert_eq!(u32::from_be_bytes(body[4..8].try_into().unwrap()), 1);
+        assert_eq!(u32::from_be_bytes(body[8..12].try_into().unwrap()), 123_456);
+        assert_eq!(u32::from_be_bytes(body[12..16].try_into().unwrap()), 2048);
+    }
+}

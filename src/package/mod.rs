@@ -1,0 +1,330 @@
+//! Package: cut encoded packets into CMAF fragments on the codec frame grid and write one init
+//! segment and numbered media segments per rendition.
+//!
+//! This module owns segment boundaries, timing (`tfdt` continuity, the gapless edit list) and
+//! the files of a rendition. Box bytes come from the pure writers in `boxes`; manifests are
+//! written elsewhere (`manifest`) from the neutral [`PackagedRendition`] this returns.
+
+pub mod boxes;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::transcode::{EncodedPacket, StreamConfig};
+
+pub use boxes::{codecs_string, create_init_segment, create_media_segment, Fragment, TrackConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("cannot write {path:?}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("rendition {rendition:?}: encoder produced {media} samples, fewer than priming {priming} + presented {presented}")]
+    ShortStream {
+        rendition: String,
+        media: u64,
+        priming: u32,
+        presented: u64,
+    },
+}
+
+/// One written media segment, in the rendition's timescale.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SegmentInfo {
+    pub number: u32,
+    /// File name relative to the rendition's folder.
+    pub file: String,
+    /// Decode time of the first sample (the `tfdt`).
+    pub start: u64,
+    pub duration: u64,
+    pub bytes: u64,
+}
+
+/// Everything known about a finished rendition; the input for manifests and the report.
+#[derive(Clone, Debug)]
+pub struct PackagedRendition {
+    pub id: String,
+    pub stream: StreamConfig,
+    pub codecs: String,
+    pub init_file: String,
+    pub segments: Vec<SegmentInfo>,
+    pub presented_samples: u64,
+    pub media_duration: u64,
+    /// Peak segment bit rate, bit/s.
+    pub bandwidth: u64,
+    /// Mean bit rate over the segments, bit/s.
+    pub average_bandwidth: u64,
+}
+
+/// A segment being assembled.
+#[derive(Default)]
+struct Pending {
+    start: u64,
+    samples: Vec<(u32, u32)>,
+    data: Vec<u8>,
+}
+
+impl Pending {
+    fn duration(&self) -> u64 {
+        self.samples.iter().map(|&(d, _)| u64::from(d)).sum()
+    }
+
+    fn absorb(&mut self, next: Pending) {
+        self.samples.extend(next.samples);
+        self.data.extend(next.data);
+    }
+}
+
+/// The segmenting state machine: decides where segments start, in decode time.
+///
+/// Boundary `k` targets presentation time `k * segment_len`, i.e. decode time
+/// `priming + k * segment_len`, and falls on the packet start nearest to it; renditions of one
+/// switching set therefore share boundaries as closely as their frame sizes allow. One finished
+/// segment is held back so the last two can merge when the track's tail is short.
+pub struct Segmenter {
+    priming: u64,
+    segment_len: u64,
+    next_boundary: u64,
+    decode_time: u64,
+    current: Pending,
+    held: Option<Pending>,
+    emitted: u32,
+}
+
+impl Segmenter {
+    pub fn new(priming: u32, segment_len: u64) -> Segmenter {
+        Segmenter {
+            priming: u64::from(priming),
+            segment_len,
+            next_boundary: u64::from(priming) + segment_len,
+            decode_time: 0,
+            current: Pending::default(),
+            held: None,
+            emitted: 0,
+        }
+    }
+
+    /// Add a packet; returns a segment that is final and may be written.
+    fn push(&mut self, packet: EncodedPacket) -> Option<Pending> {
+        let mut out = None;
+        let half = u64::from(packet.duration) / 2;
+        if !self.current.samples.is_empty() && self.decode_time + half >= self.next_boundary {
+            let done = std::mem::take(&mut self.current);
+            self.current.start = self.decode_time;
+            out = self.held.replace(done);
+            while self.next_boundary <= self.decode_time + half {
+                self.next_boundary += self.segment_len;
+            }
+        }
+        self.current
+            .samples
+            .push((packet.duration, packet.data.len() as u32));
+        self.current.data.extend_from_slice(&packet.data);
+        self.decode_time += u64::from(packet.duration);
+        out
+    }
+
+    /// The remaining segments, merging the tail so that at most `max_segments` exist in all.
+    fn finish(mut self, max_segments: u32) -> Vec<Pending> {
+        let mut rest: Vec<Pending> = self.held.take().into_iter().collect();
+        if !self.current.samples.is_empty() {
+            rest.push(self.current);
+        }
+        while rest.len() > 1 && self.emitted + rest.len() as u32 > max_segments {
+            let last = rest.pop().expect("len > 1");
+            rest.last_mut().expect("len > 0").absorb(last);
+        }
+        rest
+    }
+
+    pub fn priming(&self) -> u64 {
+        self.priming
+    }
+}
+
+/// Writes one rendition's segments as packets arrive, then its init segment.
+pub struct RenditionPackager {
+    id: String,
+    dir: PathBuf,
+    segmenter: Segmenter,
+    segments: Vec<SegmentInfo>,
+    max_sample_size: u32,
+}
+
+impl RenditionPackager {
+    /// `dir` is created; `segment_len` is in the stream's timescale.
+    pub fn new(
+        id: &str,
+        dir: &Path,
+        priming: u32,
+        segment_len: u64,
+    ) -> Result<RenditionPackager, PackageError> {
+        fs::create_dir_all(dir).map_err(|source| PackageError::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Ok(RenditionPackager {
+            id: id.to_string(),
+            dir: dir.to_owned(),
+            segmenter: Segmenter::new(priming, segment_len),
+            segments: Vec::new(),
+            max_sample_size: 0,
+        })
+    }
+
+    pub fn push(&mut self, packet: EncodedPacket) -> Result<(), PackageError> {
+        self.max_sample_size = self.max_sample_size.max(packet.data.len() as u32);
+        if let Some(seg) = self.segmenter.push(packet) {
+            self.segmenter.emitted += 1;
+            self.write_segment(seg)?;
+        }
+        Ok(())
+    }
+
+    fn write_segment(&mut self, seg: Pending) -> Result<(), PackageError> {
+        let number = self.segments.len() as u32 + 1;
+        let bytes = create_media_segment(&Fragment {
+            sequence_number: number,
+            base_media_decode_time: seg.start,
+            samples: &seg.samples,
+            data: &seg.data,
+        });
+        let file = format!("seg-{number:05}.m4s");
+        let path = self.dir.join(&file);
+        fs::write(&path, &bytes).map_err(|source| PackageError::Write { path, source })?;
+        self.segments.push(SegmentInfo {
+            number,
+            file,
+            start: seg.start,
+            duration: seg.duration(),
+            bytes: bytes.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Write the remaining segments and the init segment. `presented_samples` is what a
+    /// gapless decoder must output; `max_segments` keeps the segment count equal across the
+    /// renditions of a track (a short tail merges into the segment before it).
+    pub fn finish(
+        mut self,
+        stream: StreamConfig,
+        presented_samples: u64,
+        max_segments: u32,
+    ) -> Result<PackagedRendition, PackageError> {
+        let segmenter = std::mem::replace(&mut self.segmenter, Segmenter::new(0, 1));
+        for seg in segmenter.finish(max_segments) {
+            self.write_segment(seg)?;
+        }
+        let media_duration: u64 = self.segments.iter().map(|s| s.duration).sum();
+        if media_duration < u64::from(stream.priming) + presented_samples {
+            return Err(PackageError::ShortStream {
+                rendition: self.id,
+                media: media_duration,
+                priming: stream.priming,
+                presented: presented_samples,
+            });
+        }
+        let rate = f64::from(stream.sample_rate);
+        let bandwidth = self
+            .segments
+            .iter()
+            .map(|s| (s.bytes as f64 * 8.0 * rate / s.duration as f64).ceil() as u64)
+            .max()
+            .unwrap_or(0);
+        let total_bytes: u64 = self.segments.iter().map(|s| s.bytes).sum();
+        let average_bandwidth =
+            (total_bytes as f64 * 8.0 * rate / media_duration as f64).ceil() as u64;
+        let init = create_init_segment(&TrackConfig {
+            stream: &stream,
+            presented_samples,
+            media_duration,
+            max_sample_size: self.max_sample_size,
+            max_bitrate: bandwidth.min(u64::from(u32::MAX)) as u32,
+            avg_bitrate: average_bandwidth.min(u64::from(u32::MAX)) as u32,
+        });
+        let init_file = "init.mp4".to_string();
+        let path = self.dir.join(&init_file);
+        fs::write(&path, &init).map_err(|source| PackageError::Write { path, source })?;
+        Ok(PackagedRendition {
+            id: self.id,
+            codecs: codecs_string(&stream),
+            stream,
+            init_file,
+            segments: self.segments,
+            presented_samples,
+            media_duration,
+            bandwidth,
+            average_bandwidth,
+        })
+    }
+}
+
+/// How many segments a track of `frames` at `rate` gets: boundaries every `seconds`, and a
+/// tail shorter than half a segment joins the segment before it. Computed once from the master
+/// so every rendition of the track agrees.
+pub fn segment_count(frames: u64, rate: u32, seconds: f64) -> u32 {
+    let duration = frames as f64 / f64::from(rate);
+    let whole = (duration / seconds).floor();
+    let tail = duration - whole * seconds;
+    let n = if tail >= seconds / 2.0 || whole == 0.0 {
+        whole + 1.0
+    } else {
+        whole
+    };
+    n.max(1.0) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(duration: u32) -> EncodedPacket {
+        EncodedPacket {
+            data: vec![0; 10],
+            duration,
+        }
+    }
+
+    fn run(priming: u32, seg: u64, frame: u32, frames: usize, max: u32) -> Vec<(u64, u64)> {
+        let mut s = Segmenter::new(priming, seg);
+        let mut out = Vec::new();
+        for _ in 0..frames {
+            if let Some(p) = s.push(packet(frame)) {
+                s.emitted += 1;
+                out.push((p.start, p.duration()));
+            }
+        }
+        for p in s.finish(max) {
+            out.push((p.start, p.duration()));
+        }
+        out
+    }
+
+    #[test]
+    fn boundaries_sit_on_the_frame_nearest_the_presentation_grid() {
+        // 6 s at 44.1 kHz = 264600; priming 1024; frames of 1024.
+        let segs = run(1024, 264_600, 1024, 800, 10);
+        // first cut nearest 264600 + 1024 = 265624 -> 259.4 frames -> frame 259 (265216)
+        assert_eq!(segs[1].0, 259 * 1024);
+        // tfdt continuity: each segment starts where the previous ended
+        for w in segs.windows(2) {
+            assert_eq!(w[0].0 + w[0].1, w[1].0);
+        }
+        assert_eq!(segs.iter().map(|s| s.1).sum::<u64>(), 800 * 1024);
+    }
+
+    #[test]
+    fn short_tail_merges_into_previous_segment() {
+        let segs = run(0, 1000, 100, 21, 2);
+        assert_eq!(segs, vec![(0, 1000), (1000, 1100)]);
+    }
+
+    #[test]
+    fn segment_count_rounds_short_tails_down() {
+        assert_eq!(segment_count(44100 * 7, 44100, 6.0), 1);
+        assert_eq!(segment_count(44100 * 10, 44100, 6.0), 2);
+        assert_eq!(segment_count(44100 * 12, 44100, 6.0), 2);
+        assert_eq!(segment_count(44100 * 2, 44100, 6.0), 1);
+        assert_eq!(segment_count(44100 * 15, 44100, 6.0), 3);
+    }
+}

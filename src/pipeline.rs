@@ -1,0 +1,480 @@
+//! The pipeline: the only place that knows the order of the stages.
+//!
+//! `ingest` finds and decodes masters, `transcode` plans rungs and runs the signal chain and
+//! encoders, `package` writes segments, `manifest` writes playlists, and this module writes the
+//! report. Tracks of one gapless programme share one continuous signal chain (resampler and
+//! dither state carry across track boundaries); other tracks are independent programmes.
+//!
+//! Parallelism: programmes run in parallel, and within a programme every chunk of audio is
+//! resampled per target rate and then encoded by every rendition in parallel (rayon's work
+//! stealing makes this one tracks x rungs pool). Memory stays bounded: a chunk is about one
+//! second of audio, and segments go to disk as soon as they are final.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::error::Error;
+use crate::ingest::{self, IngestError, MasterFormat, MasterReader, SampleKind, TrackSource};
+use crate::ladder::{Family, Ladder, Tier};
+use crate::manifest;
+use crate::package::{self, PackagedRendition, RenditionPackager};
+use crate::report::{MpdRef, PlaylistRef, RenditionReport, RunReport, TrackReport};
+use crate::transcode::{
+    self, plan_renditions, Encoder, InputKind, Pcm, Quantizer, RenditionPlan, StreamResampler,
+};
+
+/// Frames of master audio processed per step (about one second at 44.1 kHz).
+const CHUNK_FRAMES: usize = 48_000;
+
+/// Temporary folder under the output folder; tracks move into place only when all succeed.
+const STAGING_DIR: &str = ".pressing-staging";
+
+pub struct RunOptions {
+    pub inputs: Vec<PathBuf>,
+    pub ladder: Ladder,
+    pub out: PathBuf,
+    /// Worker threads; `None` uses every core.
+    pub jobs: Option<usize>,
+    /// Treat the inputs as one continuous programme.
+    pub gapless: bool,
+}
+
+/// Progress events, for a terminal bar or log lines. Must be cheap: called once per chunk.
+pub trait ProgressSink: Sync {
+    fn track_started(&self, _track: &str, _total_frames: Option<u64>) {}
+    fn track_advanced(&self, _track: &str, _frames: u64) {}
+    fn track_finished(&self, _track: &str) {}
+}
+
+/// A sink that reports nothing.
+pub struct NoProgress;
+impl ProgressSink for NoProgress {}
+
+/// A track ready to transcode: its master's format and the renditions that apply.
+struct PlannedTrack {
+    source: TrackSource,
+    format: MasterFormat,
+    plans: Vec<RenditionPlan>,
+}
+
+/// What a finished track hands back for manifests and the report.
+struct EncodedTrack {
+    index: usize,
+    frames: u64,
+    renditions: Vec<(RenditionPlan, PackagedRendition)>,
+}
+
+/// Run the whole pipeline: ingest, transcode, package, manifests, report.
+pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, Error> {
+    transcode::init();
+    let release = ingest::discover(&opts.inputs, opts.gapless)?;
+    let mut skipped = Vec::new();
+    let mut planned = Vec::with_capacity(release.tracks.len());
+    for source in &release.tracks {
+        let reader = MasterReader::open(&source.path)?;
+        let format = reader.format().clone();
+        let (plans, mut skip) = plan_renditions(&source.id, &format, &opts.ladder);
+        skipped.append(&mut skip);
+        planned.push(PlannedTrack {
+            source: source.clone(),
+            format,
+            plans,
+        });
+    }
+    let programmes = &release.programmes;
+    for p in programmes {
+        check_gapless(&planned, p)?;
+    }
+
+    fs::create_dir_all(&opts.out).map_err(|source| Error::Output {
+        path: opts.out.clone(),
+        source,
+    })?;
+    let staging = opts.out.join(STAGING_DIR);
+    let _ = fs::remove_dir_all(&staging);
+    let result = (|| -> Result<Vec<TrackReport>, Error> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.jobs.unwrap_or(0))
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start worker threads: {e}")))?;
+        let encoded: Vec<Vec<EncodedTrack>> = pool.install(|| {
+            programmes
+                .par_iter()
+                .map(|p| run_programme(&planned, p, &opts.ladder, &staging, progress))
+                .collect::<Result<_, Error>>()
+        })?;
+        let mut tracks: Vec<EncodedTrack> = encoded.into_iter().flatten().collect();
+        tracks.sort_by_key(|t| t.index);
+        let reports = tracks
+            .iter()
+            .map(|t| write_manifests(&planned[t.index], t, &staging))
+            .collect::<Result<Vec<_>, Error>>()?;
+        publish_staged(&staging, &opts.out, &reports)?;
+        Ok(reports)
+    })();
+    let _ = fs::remove_dir_all(&staging);
+    let tracks = result?;
+    Ok(RunReport {
+        ladder: opts.ladder.path.display().to_string(),
+        gapless: release.is_gapless(),
+        segment_seconds: opts.ladder.segment_seconds,
+        tracks,
+        skipped,
+    })
+}
+
+fn check_gapless(planned: &[PlannedTrack], programme: &[usize]) -> Result<(), Error> {
+    let first = &planned[programme[0]].format;
+    for t in programme[1..].iter().map(|&i| &planned[i]) {
+        if t.format.sample_rate != first.sample_rate || t.format.channels != first.channels {
+            return Err(IngestError::GaplessMismatch {
+                path: t.source.path.clone(),
+                found: format!("{} Hz / {} ch", t.format.sample_rate, t.format.channels),
+                expected: format!("{} Hz / {} ch", first.sample_rate, first.channels),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// A rendition being encoded: which track and signal it takes, and its encoder and packager.
+struct RenditionRun {
+    track: usize,
+    plan: RenditionPlan,
+    input: InputKind,
+    encoder: Box<dyn Encoder>,
+    packager: RenditionPackager,
+}
+
+impl RenditionRun {
+    fn feed(&mut self, pcm: Pcm<'_>) -> Result<(), Error> {
+        self.encoder.send(pcm)?;
+        while let Some(p) = self.encoder.receive() {
+            self.packager.push(p)?;
+        }
+        Ok(())
+    }
+}
+
+/// The signal at one output rate: resampled floats, plus integer versions per bit depth.
+struct RateStage {
+    resampler: StreamResampler,
+    quantizers: Vec<Quantizer>,
+    float_out: Vec<f32>,
+    int_out: Vec<Vec<i32>>,
+    /// Output frames emitted before the current chunk.
+    position: u64,
+}
+
+fn run_programme(
+    planned: &[PlannedTrack],
+    programme: &[usize],
+    ladder: &Ladder,
+    staging: &Path,
+    progress: &dyn ProgressSink,
+) -> Result<Vec<EncodedTrack>, Error> {
+    let first = &planned[programme[0]].format;
+    let master_rate = first.sample_rate;
+    let channels = first.channels;
+    let master_bits = programme
+        .iter()
+        .map(|&i| match planned[i].format.kind {
+            SampleKind::Float => 32,
+            SampleKind::Int => planned[i].format.bits_per_sample,
+        })
+        .max()
+        .unwrap_or(16);
+
+    // Open every encoder first: a rung the encoder refuses fails the run before any work.
+    let mut runs = Vec::new();
+    for (slot, &ti) in programme.iter().enumerate() {
+        let track = &planned[ti];
+        for plan in &track.plans {
+            let encoder = transcode::open_encoder(plan)?;
+            let stream = encoder.stream_config();
+            let segment_len = (ladder.segment_seconds * f64::from(plan.sample_rate)).round() as u64;
+            let dir = staging.join(&track.source.id).join(&plan.rung.id);
+            let packager =
+                RenditionPackager::new(&plan.rung.id, &dir, stream.priming, segment_len)?;
+            runs.push(RenditionRun {
+                track: slot,
+                plan: plan.clone(),
+                input: encoder.input_kind(),
+                encoder,
+                packager,
+            });
+        }
+    }
+
+    // One stage per output rate, with one quantizer per integer depth asked for at that rate.
+    let mut rates: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    for r in &runs {
+        let depths = rates.entry(r.plan.sample_rate).or_default();
+        if let InputKind::Int { bits } = r.input {
+            if !depths.contains(&bits) {
+                depths.push(bits);
+            }
+        }
+    }
+    let mut stages: Vec<(u32, RateStage)> = Vec::new();
+    for (&rate, depths) in &rates {
+        let resampled = rate != master_rate;
+        stages.push((
+            rate,
+            RateStage {
+                resampler: StreamResampler::new(master_rate, rate, channels)?,
+                quantizers: depths
+                    .iter()
+                    .map(|&bits| Quantizer::new(bits, resampled || master_bits > bits))
+                    .collect(),
+                float_out: Vec::new(),
+                int_out: vec![Vec::new(); depths.len()],
+                position: 0,
+            },
+        ));
+    }
+
+    // Track boundaries in master frames, known as each master ends.
+    let mut ends: Vec<u64> = Vec::with_capacity(programme.len());
+    let mut frames_before = 0u64;
+    let mut slot = 0usize;
+    let mut reader = MasterReader::open(&planned[programme[0]].source.path)?;
+    progress.track_started(
+        &planned[programme[0]].source.id,
+        reader.format().declared_frames,
+    );
+    let mut chunk: Vec<f32> = Vec::with_capacity(CHUNK_FRAMES * channels as usize * 2);
+    let mut done = false;
+    while !done {
+        chunk.clear();
+        while chunk.len() < CHUNK_FRAMES * channels as usize {
+            match reader.next_chunk()? {
+                Some(samples) => chunk.extend_from_slice(samples),
+                None => {
+                    frames_before += reader.frames_read();
+                    ends.push(frames_before);
+                    progress.track_finished(&planned[programme[slot]].source.id);
+                    slot += 1;
+                    if slot == programme.len() {
+                        done = true;
+                        break;
+                    }
+                    let next = &planned[programme[slot]];
+                    reader = MasterReader::open(&next.source.path)?;
+                    progress.track_started(&next.source.id, reader.format().declared_frames);
+                }
+            }
+        }
+        if !done {
+            progress.track_advanced(&planned[programme[slot]].source.id, reader.frames_read());
+        }
+
+        // Resample per rate, then requantize per depth.
+        stages
+            .par_iter_mut()
+            .try_for_each(|(_, st)| -> Result<(), Error> {
+                st.position += (st.float_out.len() / channels as usize) as u64;
+                st.float_out.clear();
+                st.resampler.process(&chunk, &mut st.float_out)?;
+                if done {
+                    st.resampler.finish(&mut st.float_out)?;
+                }
+                for (q, out) in st.quantizers.iter_mut().zip(st.int_out.iter_mut()) {
+                    out.clear();
+                    q.process(&st.float_out, out);
+                }
+                Ok(())
+            })?;
+
+        // Route each rendition its track's part of this chunk's output.
+        runs.par_iter_mut().try_for_each(|run| -> Result<(), Error> {
+            let (rate, st) = stages
+                .iter()
+                .find(|(r, _)| *r == run.plan.sample_rate)
+                .expect("a stage exists for every rendition rate");
+            let ch = channels as usize;
+            let scale = |f: u64| transcode::scale_frames(f, master_rate, *rate);
+            let start = match run.track {
+                0 => 0,
+                // The previous track has not ended yet, so none of this output is ours.
+                t => match ends.get(t - 1) {
+                    Some(&e) => scale(e),
+                    None => return Ok(()),
+                },
+            };
+            let end = ends.get(run.track).map_or(u64::MAX, |&e| scale(e));
+            let len = (st.float_out.len() / ch) as u64;
+            let from = start.max(st.position).min(st.position + len);
+            let to = end.min(st.position + len).max(from);
+            if from == to {
+                return Ok(());
+            }
+            let (a, b) = (
+                (from - st.position) as usize * ch,
+                (to - st.position) as usize * ch,
+            );
+            match run.input {
+                InputKind::Float => run.feed(Pcm::F32(&st.float_out[a..b])),
+                InputKind::Int { bits } => {
+                    let q = st
+                        .quantizers
+                        .iter()
+                        .position(|q| q.bits() == bits)
+                        .expect("a quantizer exists for every integer depth");
+                    run.feed(Pcm::I32(&st.int_out[q][a..b]))
+                }
+            }
+        })?;
+    }
+
+    // Flush encoders and write the last segments and init segments.
+    let starts: Vec<u64> = std::iter::once(0)
+        .chain(ends.iter().copied())
+        .collect();
+    let finished: Vec<(usize, RenditionPlan, PackagedRendition)> = runs
+        .into_par_iter()
+        .map(|mut run| -> Result<_, Error> {
+            run.encoder.finish()?;
+            while let Some(p) = run.encoder.receive() {
+                run.packager.push(p)?;
+            }
+            let rate = run.plan.sample_rate;
+            let scale = |f: u64| transcode::scale_frames(f, master_rate, rate);
+            let presented = scale(starts[run.track + 1]) - scale(starts[run.track]);
+            let master_frames = starts[run.track + 1] - starts[run.track];
+            let max_segments =
+                package::segment_count(master_frames, master_rate, ladder.segment_seconds);
+            let stream = run.encoder.stream_config();
+            let packaged = run.packager.finish(stream, presented, max_segments)?;
+            Ok((run.track, run.plan, packaged))
+        })
+        .collect::<Result<_, Error>>()?;
+
+    let mut tracks: Vec<EncodedTrack> = programme
+        .iter()
+        .enumerate()
+        .map(|(slot, &index)| EncodedTrack {
+            index,
+            frames: starts[slot + 1] - starts[slot],
+            renditions: Vec::new(),
+        })
+        .collect();
+    for (slot, plan, packaged) in finished {
+        tracks[slot].renditions.push((plan, packaged));
+    }
+    for t in &mut tracks {
+        // Ladder order, whatever order the parallel flush finished in.
+        let order = |id: &str| ladder.rungs.iter().position(|r| r.id == id);
+        t.renditions.sort_by_key(|(p, _)| order(&p.rung.id));
+    }
+    Ok(tracks)
+}
+
+/// Media playlists, per-(tier, family) multivariant playlists and per-tier MPDs for a track.
+fn write_manifests(
+    planned: &PlannedTrack,
+    track: &EncodedTrack,
+    staging: &Path,
+) -> Result<TrackReport, Error> {
+    let id = &planned.source.id;
+    let dir = staging.join(id);
+    let write = |name: &str, text: &str| -> Result<(), Error> {
+        let path = dir.join(name);
+        fs::write(&path, text).map_err(|source| Error::Output { path, source })
+    };
+    let mut renditions = Vec::new();
+    for (plan, r) in &track.renditions {
+        let playlist = manifest::media_playlist_path(&r.id);
+        write(&playlist, &manifest::create_media_playlist(r))?;
+        renditions.push(RenditionReport {
+            id: r.id.clone(),
+            codec: plan.rung.codec,
+            codecs: r.codecs.clone(),
+            tier: plan.rung.tier,
+            family: plan.rung.codec.family(),
+            sample_rate: r.stream.sample_rate,
+            channels: r.stream.channels,
+            bits_per_sample: r.stream.bits_per_sample,
+            bandwidth: r.bandwidth,
+            average_bandwidth: r.average_bandwidth,
+            init: format!("{id}/{}/{}", r.id, r.init_file),
+            playlist: format!("{id}/{playlist}"),
+            segments: r.segments.len(),
+            priming_samples: r.stream.priming,
+            duration_samples: r.presented_samples,
+        });
+    }
+    let duration_seconds = track.frames as f64 / f64::from(planned.format.sample_rate);
+    let mut playlists = Vec::new();
+    let mut mpds = Vec::new();
+    for tier in Tier::ALL {
+        let mut sets: BTreeMap<Family, Vec<&PackagedRendition>> = BTreeMap::new();
+        for (plan, r) in &track.renditions {
+            if plan.rung.tier <= tier {
+                sets.entry(plan.rung.codec.family()).or_default().push(r);
+            }
+        }
+        if sets.is_empty() {
+            continue;
+        }
+        for (family, members) in &sets {
+            let name = format!("{tier}-{}.m3u8", family.as_str());
+            write(&name, &manifest::create_multivariant_playlist(members))?;
+            playlists.push(PlaylistRef {
+                tier,
+                family: *family,
+                path: format!("{id}/{name}"),
+            });
+        }
+        let name = format!("{tier}.mpd");
+        let sets: Vec<_> = sets.into_iter().collect();
+        write(&name, &manifest::create_mpd(duration_seconds, &sets))?;
+        mpds.push(MpdRef {
+            tier,
+            path: format!("{id}/{name}"),
+        });
+    }
+    // The main playlist: the lowest tier's AAC set (plays on every device), else the first.
+    let hls = playlists
+        .iter()
+        .find(|p| p.family == Family::Aac)
+        .or(playlists.first())
+        .map(|p| p.path.clone());
+    let dash = mpds.first().map(|m| m.path.clone());
+    Ok(TrackReport {
+        id: id.clone(),
+        source: planned.source.path.display().to_string(),
+        isrc: planned.source.isrc.clone(),
+        sample_rate: planned.format.sample_rate,
+        channels: planned.format.channels,
+        bits_per_sample: planned.format.bits_per_sample,
+        duration_samples: track.frames,
+        duration_seconds,
+        hls,
+        dash,
+        playlists,
+        mpds,
+        renditions,
+    })
+}
+
+/// Move each staged track folder into the output folder, replacing an earlier run's.
+fn publish_staged(staging: &Path, out: &Path, tracks: &[TrackReport]) -> Result<(), Error> {
+    for t in tracks {
+        let from = staging.join(&t.id);
+        let to = out.join(&t.id);
+        if to.exists() {
+            fs::remove_dir_all(&to).map_err(|source| Error::Output {
+                path: to.clone(),
+                source,
+            })?;
+        }
+        fs::rename(&from, &to).map_err(|source| Error::Output { path: to, source })?;
+    }
+    Ok(())
+}
+

@@ -1,0 +1,75 @@
+//! The machine-readable run report (`report.json`): what a script may rely on.
+//!
+//! Paths are relative to the output folder. Sample counts are at the rendition's own rate.
+
+use serde::Serialize;
+
+use crate::ladder::{Codec, Family, Tier};
+use crate::transcode::Skipped;
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub ladder: String,
+    pub gapless: bool,
+    pub segment_seconds: f64,
+    pub tracks: Vec<TrackReport>,
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TrackReport {
+    pub id: String,
+    pub source: String,
+    pub isrc: Option<String>,
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub bits_per_sample: u8,
+    /// Frames of the master.
+    pub duration_samples: u64,
+    pub duration_seconds: f64,
+    /// The main multivariant playlist: the lowest tier's AAC set.
+    pub hls: Option<String>,
+    /// The lowest tier's MPD.
+    pub dash: Option<String>,
+    pub playlists: Vec<PlaylistRef>,
+    pub mpds: Vec<MpdRef>,
+    pub renditions: Vec<RenditionReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlaylistRef {
+    pub tier: Tier,
+    pub family: Family,
+    pub path: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MpdRef {
+    pub tier: Tier,
+    pub path: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RenditionReport {
+    pub id: String,
+    pub codec: Codec,
+    /// RFC 6381 codecs string, as in the manifests.
+    pub codecs: String,
+    pub tier: Tier,
+    pub family: Family,
+    pub sample_rate: u32,
+    pub channels: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bits_per_sample: Option<u8>,
+    /// Peak segment bit rate, bit/s (HLS BANDWIDTH, DASH @bandwidth).
+    pub bandwidth: u64,
+    /// Mean bit rate, bit/s (HLS AVERAGE-BANDWIDTH).
+    pub average_bandwidth: u64,
+    pub init: String,
+    pub playlist: String,
+    pub segments: usize,
+    /// Encoder delay the edit list trims, in samples.
+    pub priming_samples: u32,
+    /// Samples a gapless decoder returns (the edit list's duration).
+    pub duration_samples: u64,
+}

@@ -1,0 +1,353 @@
+//! FFmpeg's encoders (AAC-LC `aac`, `libopus`, `flac`) through ffmpeg-next.
+//!
+//! All of the crate's libavcodec FFI is here; no `AVFrame` or `ffmpeg::Error` leaves this file.
+#![allow(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::sync::Once;
+
+use ffmpeg_next as ff;
+use ff::format::sample::Type as SampleLayout;
+use ff::format::Sample as SampleFormat;
+
+use super::{
+    DecoderConfig, EncodedPacket, Encoder, InputKind, Pcm, RenditionPlan, StreamConfig,
+    TranscodeError,
+};
+use crate::ladder::Codec;
+
+pub fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Initialisation only registers codecs in FFmpeg 5; failure is not possible there.
+        let _ = ff::init();
+        ff::util::log::set_level(ff::util::log::Level::Error);
+    });
+}
+
+pub struct FfmpegEncoder {
+    rung: String,
+    codec: Codec,
+    encoder: ff::encoder::Audio,
+    format: SampleFormat,
+    channels: usize,
+    sample_rate: u32,
+    bits: Option<u8>,
+    /// Samples per frame the encoder wants (every frame but the last).
+    frame_size: usize,
+    priming: u32,
+    input_kind: InputKind,
+    /// Interleaved input not yet handed to the encoder.
+    pending_f32: Vec<f32>,
+    pending_i32: Vec<i32>,
+    next_pts: i64,
+    packets: VecDeque<EncodedPacket>,
+    finished: bool,
+}
+
+// SAFETY: the encoder context is owned exclusively by this value and only touched through
+// `&mut self`; libavcodec contexts may move between threads when not used concurrently.
+unsafe impl Send for FfmpegEncoder {}
+
+fn channel_layout(channels: u16) -> ff::ChannelLayout {
+    ff::ChannelLayout::default(channels as i32)
+}
+
+impl FfmpegEncoder {
+    pub fn open(plan: &RenditionPlan) -> Result<FfmpegEncoder, TranscodeError> {
+        init();
+        let codec = plan.rung.codec;
+        let rung = plan.rung.id.clone();
+        let open_err = |message: String| TranscodeError::Open {
+            rung: rung.clone(),
+            codec,
+            message,
+        };
+        let (name, format, input_kind) = match codec {
+            Codec::AacLc => (
+                "aac",
+                SampleFormat::F32(SampleLayout::Planar),
+                InputKind::Float,
+            ),
+            Codec::Opus => (
+                "libopus",
+                SampleFormat::F32(SampleLayout::Packed),
+                InputKind::Float,
+            ),
+            Codec::Flac => {
+                let bits = plan.bits.unwrap_or(16);
+                let format = if bits <= 16 {
+                    SampleFormat::I16(SampleLayout::Packed)
+                } else {
+                    SampleFormat::I32(SampleLayout::Packed)
+                };
+                ("flac", format, InputKind::Int { bits })
+            }
+            Codec::HeAac | Codec::HeAacV2 => {
+                return Err(open_err("FFmpeg 5.1 has no HE-AAC encoder".into()))
+            }
+        };
+        let av_codec = ff::encoder::find_by_name(name)
+            .ok_or_else(|| open_err(format!("FFmpeg has no {name:?} encoder")))?;
+        let mut enc = ff::codec::Context::new_with_codec(av_codec)
+            .encoder()
+            .audio()
+            .map_err(|e| open_err(e.to_string()))?;
+        enc.set_rate(plan.sample_rate as i32);
+        enc.set_channel_layout(channel_layout(plan.channels));
+        enc.set_channels(plan.channels as i32);
+        enc.set_format(format);
+        enc.set_time_base(ff::Rational::new(1, plan.sample_rate as i32));
+        if let Some(bps) = plan.rung.bitrate {
+            enc.set_bit_rate(bps as usize);
+        }
+        let mut opts = ff::Dictionary::new();
+        match codec {
+            Codec::AacLc => {
+                // The two-loop coder is FFmpeg's best quality search.
+                opts.set("aac_coder", "twoloop");
+            }
+            Codec::Opus => {
+                opts.set("application", "audio");
+                opts.set("frame_duration", "20");
+                if plan.channels > 2 {
+                    opts.set("mapping_family", "1");
+                }
+            }
+            Codec::Flac => {
+                let bits = plan.bits.unwrap_or(16);
+                // SAFETY: the context is allocated and not yet opened; the field is a plain int.
+                unsafe {
+                    (*enc.as_mut_ptr()).bits_per_raw_sample = bits as i32;
+                }
+            }
+            _ => {}
+        }
+        // Reproducible output: no encoder may embed a version string or a timestamp.
+        // SAFETY: as above, plain int field on an unopened context.
+        unsafe {
+            (*enc.as_mut_ptr()).flags |= ff::ffi::AV_CODEC_FLAG_BITEXACT as i32;
+        }
+        let encoder = enc
+            .open_as_with(av_codec, opts)
+            .map_err(|e| open_err(e.to_string()))?;
+        let frame_size = match encoder.frame_size() {
+            0 => 4096,
+            n => n as usize,
+        };
+        // SAFETY: the opened context is valid for reads; initial_padding is a plain int.
+        let priming = unsafe { (*encoder.as_ptr()).initial_padding.max(0) as u32 };
+        Ok(FfmpegEncoder {
+            rung,
+            codec,
+            encoder,
+            format,
+            channels: plan.channels as usize,
+            sample_rate: plan.sample_rate,
+            bits: plan.bits,
+            frame_size,
+            priming,
+            input_kind,
+            pending_f32: Vec::new(),
+            pending_i32: Vec::new(),
+            next_pts: 0,
+            packets: VecDeque::new(),
+            finished: false,
+        })
+    }
+
+    fn err(&self, message: String) -> TranscodeError {
+        TranscodeError::Encode {
+            rung: self.rung.clone(),
+            codec: self.codec,
+            message,
+        }
+    }
+
+    /// Hand every whole frame of pending input (and with `last`, the remainder) to libavcodec.
+    fn encode_pending(&mut self, last: bool) -> Result<(), TranscodeError> {
+        let ch = self.channels;
+        loop {
+            let available = match self.input_kind {
+                InputKind::Float => self.pending_f32.len() / ch,
+                InputKind::Int { .. } => self.pending_i32.len() / ch,
+            };
+            let frames = if available >= self.frame_size {
+                self.frame_size
+            } else if last && available > 0 {
+                available
+            } else {
+                break;
+            };
+            let mut frame = ff::frame::Audio::new(self.format, frames, channel_layout(ch as u16));
+            frame.set_rate(self.sample_rate);
+            frame.set_pts(Some(self.next_pts));
+            self.next_pts += frames as i64;
+            self.fill_frame(&mut frame, frames);
+            self.encoder
+                .send_frame(&frame)
+                .map_err(|e| self.err(e.to_string()))?;
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    fn fill_frame(&mut self, frame: &mut ff::frame::Audio, frames: usize) {
+        let ch = self.channels;
+        let n = frames * ch;
+        match self.format {
+            SampleFormat::F32(SampleLayout::Planar) => {
+                for c in 0..ch {
+                    let plane = &mut frame.plane_mut::<f32>(c)[..frames];
+                    for (i, s) in plane.iter_mut().enumerate() {
+                        *s = self.pending_f32[i * ch + c];
+                    }
+                }
+                self.pending_f32.drain(..n);
+            }
+            SampleFormat::F32(SampleLayout::Packed) => {
+                packed_mut::<f32>(frame, n).copy_from_slice(&self.pending_f32[..n]);
+                self.pending_f32.drain(..n);
+            }
+            SampleFormat::I16(SampleLayout::Packed) => {
+                let dst = packed_mut::<i16>(frame, n);
+                for (d, s) in dst.iter_mut().zip(&self.pending_i32[..n]) {
+                    *d = *s as i16;
+                }
+                self.pending_i32.drain(..n);
+            }
+            _ => {
+                // s32: libavcodec's FLAC encoder reads the top `bits_per_raw_sample` bits.
+                let shift = 32 - u32::from(self.bits.unwrap_or(24));
+                let dst = packed_mut::<i32>(frame, n);
+                for (d, s) in dst.iter_mut().zip(&self.pending_i32[..n]) {
+                    *d = *s << shift;
+                }
+                self.pending_i32.drain(..n);
+            }
+        }
+    }
+
+    fn drain(&mut self) -> Result<(), TranscodeError> {
+        let mut packet = ff::Packet::empty();
+        loop {
+            match self.encoder.receive_packet(&mut packet) {
+                Ok(()) => {
+                    let Some(data) = packet.data() else { continue };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    // AAC and Opus frames always decode to a full frame; the edit list trims
+                    // the end padding. FLAC's last block is short and says so.
+                    let duration = match self.codec {
+                        Codec::Flac => packet.duration() as u32,
+                        _ => self.frame_size as u32,
+                    };
+                    self.packets.push_back(EncodedPacket {
+                        data: data.to_vec(),
+                        duration,
+                    });
+                }
+                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => break,
+                Err(ff::Error::Eof) => break,
+                Err(e) => return Err(self.err(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    fn extradata(&self) -> Vec<u8> {
+        // SAFETY: extradata is either null or `extradata_size` valid bytes owned by the context.
+        unsafe {
+            let ctx = self.encoder.as_ptr();
+            if (*ctx).extradata.is_null() || (*ctx).extradata_size <= 0 {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size as usize)
+                    .to_vec()
+            }
+        }
+    }
+}
+
+/// The interleaved plane of a packed frame as a typed slice of `n` samples.
+fn packed_mut<T: ff::frame::audio::Sample>(frame: &mut ff::frame::Audio, n: usize) -> &mut [T] {
+    let bytes = &mut frame.data_mut(0)[..n * std::mem::size_of::<T>()];
+    // SAFETY: the frame buffer was allocated by libavutil for this sample format, aligned for
+    // it, and holds at least `n` samples; the byte slice borrow is unique.
+    unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr() as *mut T, n) }
+}
+
+impl Encoder for FfmpegEncoder {
+    fn input_kind(&self) -> InputKind {
+        self.input_kind
+    }
+
+    fn send(&mut self, pcm: Pcm<'_>) -> Result<(), TranscodeError> {
+        match pcm {
+            Pcm::F32(s) => self.pending_f32.extend_from_slice(s),
+            Pcm::I32(s) => self.pending_i32.extend_from_slice(s),
+        }
+        self.encode_pending(false)
+    }
+
+    fn finish(&mut self) -> Result<(), TranscodeError> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        self.encode_pending(true)?;
+        self.encoder
+            .send_eof()
+            .map_err(|e| self.err(e.to_string()))?;
+        self.drain()
+    }
+
+    fn receive(&mut self) -> Option<EncodedPacket> {
+        self.packets.pop_front()
+    }
+
+    fn stream_config(&self) -> StreamConfig {
+        let extra = self.extradata();
+        let config = match self.codec {
+            Codec::Opus => opus_config(&extra, self.priming),
+            Codec::Flac => DecoderConfig::Flac {
+                // libavcodec's FLAC extradata is the bare 34-byte STREAMINFO; after the flush it
+                // carries the MD5 and total sample count.
+                streaminfo: extra,
+            },
+            _ => DecoderConfig::Aac {
+                audio_specific_config: extra,
+            },
+        };
+        StreamConfig {
+            codec: self.codec,
+            sample_rate: self.sample_rate,
+            channels: self.channels as u16,
+            bits_per_sample: self.bits,
+            priming: self.priming,
+            config,
+        }
+    }
+}
+
+/// Parse the OpusHead libopus wrote (RFC 7845 5.1) into the fields of `dOps`.
+fn opus_config(head: &[u8], priming: u32) -> DecoderConfig {
+    let le16 = |i: usize| head.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let le32 = |i: usize| {
+        head.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let family = head.get(18).copied().unwrap_or(0);
+    DecoderConfig::Opus {
+        pre_skip: le16(10).unwrap_or(priming as u16),
+        input_sample_rate: le32(12).unwrap_or(48000),
+        output_gain: le16(16).unwrap_or(0) as i16,
+        channel_mapping_family: family,
+        mapping: if family != 0 {
+            head.get(19..).unwrap_or_default().to_vec()
+        } else {
+            Vec::new()
+        },
+    }
+}
