@@ -39,7 +39,9 @@ pub enum IngestError {
     Format { path: PathBuf, message: String },
     #[error("{path:?}: invalid release metadata: {message}")]
     Metadata { path: PathBuf, message: String },
-    #[error("{path:?}: {what} {found} is over the limit of {limit} (refused to protect the pipeline)")]
+    #[error(
+        "{path:?}: {what} {found} is over the limit of {limit} (refused to protect the pipeline)"
+    )]
     Limit {
         path: PathBuf,
         what: &'static str,
@@ -472,8 +474,7 @@ impl MasterReader {
         if self.frames_read == 0 {
             return Err(IngestError::Format {
                 path: self.path.clone(),
-                message: "no audio frames (the file is empty or its data chunk is missing)"
-                    .into(),
+                message: "no audio frames (the file is empty or its data chunk is missing)".into(),
             });
         }
         if let Some(declared) = self.format.declared_frames {

@@ -33,7 +33,9 @@ pub enum LadderError {
 }
 
 /// Subscription tiers, ordered: a tier may play its own rungs and every lower tier's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Free,
@@ -292,7 +294,12 @@ fn check_rung(r: RungFile) -> Result<Rung, String> {
             ))
         }
         (true, None) => None,
-        (false, None) => return Err(format!("rung {id:?}: {} needs a bitrate in kbit/s", r.codec)),
+        (false, None) => {
+            return Err(format!(
+                "rung {id:?}: {} needs a bitrate in kbit/s",
+                r.codec
+            ))
+        }
         (false, Some(kbps)) => {
             let range = match r.codec {
                 Codec::AacLc => 16..=512,

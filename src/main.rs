@@ -13,7 +13,11 @@ use pressing::ladder::Ladder;
 use pressing::pipeline::{self, ProgressSink, RunOptions};
 
 #[derive(Parser)]
-#[command(name = "pressing", version, about = "Masters in, gapless CMAF HLS + DASH ladders out")]
+#[command(
+    name = "pressing",
+    version,
+    about = "Masters in, gapless CMAF HLS + DASH ladders out"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +55,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
@@ -143,13 +151,17 @@ impl Progress {
     fn bar(&self, track: &str) -> Option<ProgressBar> {
         let (_, bars) = self.bars.as_ref()?;
         let bars = bars.lock().ok()?;
-        bars.iter().find(|(t, _)| t == track).map(|(_, b)| b.clone())
+        bars.iter()
+            .find(|(t, _)| t == track)
+            .map(|(_, b)| b.clone())
     }
 }
 
 impl ProgressSink for Progress {
     fn track_started(&self, track: &str, total_frames: Option<u64>) {
-        let Some((multi, bars)) = &self.bars else { return };
+        let Some((multi, bars)) = &self.bars else {
+            return;
+        };
         let bar = multi.add(ProgressBar::new(total_frames.unwrap_or(0)));
         bar.set_style(
             ProgressStyle::with_template("{prefix:>24} [{bar:40}] {percent:>3}% {elapsed}")

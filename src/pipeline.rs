@@ -291,50 +291,49 @@ fn run_programme(
             })?;
 
         // Route each rendition its track's part of this chunk's output.
-        runs.par_iter_mut().try_for_each(|run| -> Result<(), Error> {
-            let (rate, st) = stages
-                .iter()
-                .find(|(r, _)| *r == run.plan.sample_rate)
-                .expect("a stage exists for every rendition rate");
-            let ch = channels as usize;
-            let scale = |f: u64| transcode::scale_frames(f, master_rate, *rate);
-            let start = match run.track {
-                0 => 0,
-                // The previous track has not ended yet, so none of this output is ours.
-                t => match ends.get(t - 1) {
-                    Some(&e) => scale(e),
-                    None => return Ok(()),
-                },
-            };
-            let end = ends.get(run.track).map_or(u64::MAX, |&e| scale(e));
-            let len = (st.float_out.len() / ch) as u64;
-            let from = start.max(st.position).min(st.position + len);
-            let to = end.min(st.position + len).max(from);
-            if from == to {
-                return Ok(());
-            }
-            let (a, b) = (
-                (from - st.position) as usize * ch,
-                (to - st.position) as usize * ch,
-            );
-            match run.input {
-                InputKind::Float => run.feed(Pcm::F32(&st.float_out[a..b])),
-                InputKind::Int { bits } => {
-                    let q = st
-                        .quantizers
-                        .iter()
-                        .position(|q| q.bits() == bits)
-                        .expect("a quantizer exists for every integer depth");
-                    run.feed(Pcm::I32(&st.int_out[q][a..b]))
+        runs.par_iter_mut()
+            .try_for_each(|run| -> Result<(), Error> {
+                let (rate, st) = stages
+                    .iter()
+                    .find(|(r, _)| *r == run.plan.sample_rate)
+                    .expect("a stage exists for every rendition rate");
+                let ch = channels as usize;
+                let scale = |f: u64| transcode::scale_frames(f, master_rate, *rate);
+                let start = match run.track {
+                    0 => 0,
+                    // The previous track has not ended yet, so none of this output is ours.
+                    t => match ends.get(t - 1) {
+                        Some(&e) => scale(e),
+                        None => return Ok(()),
+                    },
+                };
+                let end = ends.get(run.track).map_or(u64::MAX, |&e| scale(e));
+                let len = (st.float_out.len() / ch) as u64;
+                let from = start.max(st.position).min(st.position + len);
+                let to = end.min(st.position + len).max(from);
+                if from == to {
+                    return Ok(());
                 }
-            }
-        })?;
+                let (a, b) = (
+                    (from - st.position) as usize * ch,
+                    (to - st.position) as usize * ch,
+                );
+                match run.input {
+                    InputKind::Float => run.feed(Pcm::F32(&st.float_out[a..b])),
+                    InputKind::Int { bits } => {
+                        let q = st
+                            .quantizers
+                            .iter()
+                            .position(|q| q.bits() == bits)
+                            .expect("a quantizer exists for every integer depth");
+                        run.feed(Pcm::I32(&st.int_out[q][a..b]))
+                    }
+                }
+            })?;
     }
 
     // Flush encoders and write the last segments and init segments.
-    let starts: Vec<u64> = std::iter::once(0)
-        .chain(ends.iter().copied())
-        .collect();
+    let starts: Vec<u64> = std::iter::once(0).chain(ends.iter().copied()).collect();
     let finished: Vec<(usize, RenditionPlan, PackagedRendition)> = runs
         .into_par_iter()
         .map(|mut run| -> Result<_, Error> {
@@ -477,4 +476,3 @@ fn publish_staged(staging: &Path, out: &Path, tracks: &[TrackReport]) -> Result<
     }
     Ok(())
 }
-

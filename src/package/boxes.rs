@@ -353,11 +353,26 @@ mod tests {
 
     #[test]
     fn codecs_follow_the_audio_object_type() {
-        let lc = stream(DecoderConfig::Aac { audio_specific_config: vec![0x12, 0x10] }, Codec::AacLc);
+        let lc = stream(
+            DecoderConfig::Aac {
+                audio_specific_config: vec![0x12, 0x10],
+            },
+            Codec::AacLc,
+        );
         assert_eq!(codecs_string(&lc), "mp4a.40.2");
-        let he = stream(DecoderConfig::Aac { audio_specific_config: vec![0x2b, 0x92, 0x08, 0x00] }, Codec::HeAac);
+        let he = stream(
+            DecoderConfig::Aac {
+                audio_specific_config: vec![0x2b, 0x92, 0x08, 0x00],
+            },
+            Codec::HeAac,
+        );
         assert_eq!(codecs_string(&he), "mp4a.40.5");
-        let ps = stream(DecoderConfig::Aac { audio_specific_config: vec![0xeb, 0x8a, 0x08, 0x00] }, Codec::HeAacV2);
+        let ps = stream(
+            DecoderConfig::Aac {
+                audio_specific_config: vec![0xeb, 0x8a, 0x08, 0x00],
+            },
+            Codec::HeAacV2,
+        );
         assert_eq!(codecs_string(&ps), "mp4a.40.29");
     }
 
@@ -380,7 +395,12 @@ mod tests {
 
     #[test]
     fn init_segment_is_deterministic_and_carries_the_edit() {
-        let s = stream(DecoderConfig::Aac { audio_specific_config: vec![0x12, 0x10] }, Codec::AacLc);
+        let s = stream(
+            DecoderConfig::Aac {
+                audio_specific_config: vec![0x12, 0x10],
+            },
+            Codec::AacLc,
+        );
         let t = TrackConfig {
             stream: &s,
             presented_samples: 123_456,

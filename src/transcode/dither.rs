@@ -70,7 +70,9 @@ mod tests {
 
     #[test]
     fn tpdf_error_is_bounded_and_unbiased() {
-        let input: Vec<f32> = (0..100_000).map(|i| ((i % 1000) as f32 / 1000.0 - 0.5) * 0.3).collect();
+        let input: Vec<f32> = (0..100_000)
+            .map(|i| ((i % 1000) as f32 / 1000.0 - 0.5) * 0.3)
+            .collect();
         let mut out = Vec::new();
         Quantizer::new(16, true).process(&input, &mut out);
         let mut sum = 0.0;
@@ -79,7 +81,11 @@ mod tests {
             assert!(e.abs() <= 1.5, "error {e} LSB");
             sum += e;
         }
-        assert!((sum / input.len() as f64).abs() < 0.02, "mean error {}", sum / input.len() as f64);
+        assert!(
+            (sum / input.len() as f64).abs() < 0.02,
+            "mean error {}",
+            sum / input.len() as f64
+        );
     }
 
     #[test]

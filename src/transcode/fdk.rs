@@ -101,8 +101,16 @@ impl FdkEncoder {
         };
         let params: [(sys::AACENC_PARAM, u32, &str); 9] = [
             (sys::AACENC_PARAM_AACENC_AOT, aot as u32, "object type"),
-            (sys::AACENC_PARAM_AACENC_SAMPLERATE, plan.sample_rate, "sample rate"),
-            (sys::AACENC_PARAM_AACENC_CHANNELMODE, mode as u32, "channel mode"),
+            (
+                sys::AACENC_PARAM_AACENC_SAMPLERATE,
+                plan.sample_rate,
+                "sample rate",
+            ),
+            (
+                sys::AACENC_PARAM_AACENC_CHANNELMODE,
+                mode as u32,
+                "channel mode",
+            ),
             // WAV channel order (L R C LFE Ls Rs), as symphonia decodes it.
             (sys::AACENC_PARAM_AACENC_CHANNELORDER, 1, "channel order"),
             (sys::AACENC_PARAM_AACENC_BITRATEMODE, 0, "bitrate mode"),
@@ -187,7 +195,11 @@ impl FdkEncoder {
 
     /// One aacEncEncode call on `pending[offset..]`; `input = None` flushes.
     /// Returns (samples consumed, whether an access unit came out).
-    fn call(&mut self, offset: usize, input: Option<usize>) -> Result<(usize, bool), TranscodeError> {
+    fn call(
+        &mut self,
+        offset: usize,
+        input: Option<usize>,
+    ) -> Result<(usize, bool), TranscodeError> {
         let mut in_ptr = self.pending[offset..].as_mut_ptr() as *mut std::ffi::c_void;
         let mut in_id: i32 = sys::AACENC_BufferIdentifier_IN_AUDIO_DATA as i32;
         let mut in_size: i32 = (input.unwrap_or(0) * 2) as i32;
@@ -258,6 +270,14 @@ impl Encoder for FdkEncoder {
             return Ok(());
         }
         self.finished = true;
+        if self.codec != Codec::AacLc {
+            // The encoder's flush stops once its own delay line is empty, before a decoder's
+            // SBR/PS synthesis has released the last real samples (measured: the final ~800
+            // samples of an HE-AAC v2 track decode damaged). One frame of silence carries them
+            // out; the edit list trims it.
+            let silence = self.frame_size as usize * self.channels;
+            self.pending.resize(self.pending.len() + silence, 0);
+        }
         self.feed(true)?;
         for _ in 0..64 {
             let (_, produced) = self.call(0, None)?;

@@ -6,9 +6,9 @@
 use std::collections::VecDeque;
 use std::sync::Once;
 
-use ffmpeg_next as ff;
 use ff::format::sample::Type as SampleLayout;
 use ff::format::Sample as SampleFormat;
+use ffmpeg_next as ff;
 
 use super::{
     DecoderConfig, EncodedPacket, Encoder, InputKind, Pcm, RenditionPlan, StreamConfig,

@@ -148,13 +148,17 @@ mod tests {
     fn mono_master_stays_mono_and_skips_parametric_stereo() {
         let (plans, skipped) = plan_renditions("t", &master(44100, 1, 16), &ladder());
         assert!(plans.iter().all(|p| p.channels == 1));
-        assert!(skipped.iter().any(|s| s.rung == "heaac-32" && s.reason.contains("stereo")));
+        assert!(skipped
+            .iter()
+            .any(|s| s.rung == "heaac-32" && s.reason.contains("stereo")));
     }
 
     #[test]
     fn low_rate_master_is_never_upsampled() {
         let (plans, skipped) = plan_renditions("t", &master(32000, 2, 16), &ladder());
-        assert!(plans.iter().all(|p| p.sample_rate <= 32000 || p.rung.codec == Codec::Opus));
+        assert!(plans
+            .iter()
+            .all(|p| p.sample_rate <= 32000 || p.rung.codec == Codec::Opus));
         assert!(skipped.iter().any(|s| s.reason.contains("would upsample")));
     }
 

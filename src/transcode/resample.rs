@@ -29,6 +29,13 @@ pub struct StreamResampler {
     frames_out: u64,
 }
 
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// `round(frames * to / from)`, in integers, halves rounding up.
 pub fn scale_frames(frames: u64, from: u32, to: u32) -> u64 {
     ((frames as u128 * to as u128 + from as u128 / 2) / from as u128) as u64
@@ -39,10 +46,19 @@ impl StreamResampler {
         let inner = if from == to {
             None
         } else {
+            // Blocks are whole multiples of the rates' smallest common block. The resampler's
+            // delay is half the output block, so that block must be even for the delay to be a
+            // whole number of samples (96 kHz -> 44.1 kHz would otherwise be half a sample off).
+            let gcd = gcd(from, to);
+            let (min_in, min_out) = ((from / gcd) as usize, (to / gcd) as usize);
+            let mut blocks = BLOCK_FRAMES.div_ceil(min_in);
+            if (blocks * min_out) % 2 == 1 {
+                blocks += 1;
+            }
             let fft = Fft::<f32>::new_custom(
                 from as usize,
                 to as usize,
-                BLOCK_FRAMES,
+                blocks * min_in,
                 1,
                 channels as usize,
                 rubato::WindowFunction::BlackmanHarris2,
@@ -160,7 +176,9 @@ mod tests {
 
     fn sine(rate: u32, freq: f64, frames: usize) -> Vec<f32> {
         (0..frames)
-            .map(|i| (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32 * 0.5)
+            .map(|i| {
+                (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32 * 0.5
+            })
             .collect()
     }
 
@@ -176,35 +194,58 @@ mod tests {
 
     #[test]
     fn output_length_is_the_rounded_ratio_for_every_rate_pair() {
-        for (from, to) in [(44100, 48000), (96000, 44100), (96000, 48000), (48000, 44100), (192000, 44100)] {
+        for (from, to) in [
+            (44100, 48000),
+            (96000, 44100),
+            (96000, 48000),
+            (48000, 44100),
+            (192000, 44100),
+            (88200, 44100),
+        ] {
             for frames in [1usize, 777, 44_101, 100_003] {
                 let out = run(from, to, &vec![0.1; frames], 3000);
-                assert_eq!(out.len() as u64, scale_frames(frames as u64, from, to), "{from}->{to} {frames}");
+                assert_eq!(
+                    out.len() as u64,
+                    scale_frames(frames as u64, from, to),
+                    "{from}->{to} {frames}"
+                );
             }
         }
     }
 
     #[test]
-    fn output_is_aligned_with_input_time() {
-        // A 1 kHz tone resampled must keep its phase: compare with the ideal tone at the new rate.
-        let input = sine(96000, 1000.0, 96000);
-        let out = run(96000, 44100, &input, 5000);
-        let ideal = sine(44100, 1000.0, out.len());
-        let mid = &out[10000..30000];
-        let err: f64 = mid
-            .iter()
-            .zip(&ideal[10000..30000])
-            .map(|(a, b)| ((a - b) as f64).powi(2))
-            .sum::<f64>()
-            / mid.len() as f64;
-        let snr = 10.0 * (0.125 / err).log10();
-        assert!(snr > 90.0, "resampled tone SNR {snr:.1} dB");
+    fn output_is_aligned_with_input_time_for_every_rate_pair() {
+        // A 1 kHz tone resampled must keep its phase: compare with the ideal tone at the new
+        // rate. Half a sample of misalignment gives ~25 dB here; aligned output gives > 90 dB.
+        for (from, to) in [
+            (96000, 44100),
+            (44100, 48000),
+            (48000, 44100),
+            (192000, 48000),
+            (88200, 44100),
+        ] {
+            let input = sine(from, 1000.0, from as usize);
+            let out = run(from, to, &input, 5000);
+            let ideal = sine(to, 1000.0, out.len());
+            let mid = &out[10000..30000];
+            let err: f64 = mid
+                .iter()
+                .zip(&ideal[10000..30000])
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>()
+                / mid.len() as f64;
+            let snr = 10.0 * (0.125 / err).log10();
+            assert!(snr > 90.0, "{from}->{to}: resampled tone SNR {snr:.1} dB");
+        }
     }
 
     #[test]
     fn chunking_does_not_change_the_output() {
         let input = sine(44100, 440.0, 30000);
-        assert_eq!(run(44100, 48000, &input, 1000), run(44100, 48000, &input, 7777));
+        assert_eq!(
+            run(44100, 48000, &input, 1000),
+            run(44100, 48000, &input, 7777)
+        );
     }
 
     #[test]

@@ -1,0 +1,227 @@
+//! Helpers shared by the integration tests: run the real binary, decode with the FFmpeg CLI
+//! (an independent decoder), read edit lists with mp4-atom (an independent parser).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn pressing(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pressing"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run pressing")
+}
+
+/// Run `pressing run` once per test binary and name, into a fresh folder under target/.
+pub fn run_once(name: &str, args: &[&str]) -> PathBuf {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&out);
+    let out_s = out.to_str().unwrap().to_string();
+    let mut full = vec!["run", "--out", &out_s];
+    full.extend_from_slice(args);
+    let o = pressing(&full);
+    assert!(
+        o.status.success(),
+        "pressing {full:?} failed: {}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// The album and gapless fixtures pressed once with the default ladder.
+pub fn fixtures_out() -> &'static Path {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| run_once("fixtures", &["fixtures/album", "fixtures/gapless"]))
+}
+
+pub fn report(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("report.json")).expect("report.json");
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
+/// Concatenate a rendition's init and media segments into one fMP4 file.
+pub fn join_rendition(track_dir: &Path, rendition: &str) -> PathBuf {
+    let dir = track_dir.join(rendition);
+    let mut bytes = std::fs::read(dir.join("init.mp4")).expect("init.mp4");
+    let mut segs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "m4s"))
+        .collect();
+    segs.sort();
+    for s in segs {
+        bytes.extend(std::fs::read(s).unwrap());
+    }
+    let path = dir.with_extension("joined.mp4");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn ffmpeg(args: &[&str]) -> Vec<u8> {
+    let o = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error"])
+        .args(args)
+        .output()
+        .expect("ffmpeg is installed (scripts/setup.sh)");
+    assert!(
+        o.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+/// Decode every sample the bitstream holds, priming and padding included (FFmpeg 5.1 ignores
+/// edit lists in fragmented MP4 anyway; `skip_manual` stops decoder-side trimming too).
+/// `channels` forces the output layout: FFmpeg decodes mono HE-AAC as stereo (it assumes
+/// implicit parametric stereo), and identical channels fold back to mono exactly.
+pub fn decode_raw_f32(path: &Path, channels: usize) -> Vec<f32> {
+    // pan copies channels without the -3 dB gain of FFmpeg's default downmix.
+    let mut args = vec!["-flags2", "+skip_manual", "-i", path.to_str().unwrap()];
+    if channels == 1 {
+        args.extend(["-af", "pan=mono|c0=c0"]);
+    }
+    args.extend(["-f", "f32le", "-"]);
+    let bytes = ffmpeg(&args);
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// Decode to integers (s32, left-aligned), for bit-exact comparisons.
+pub fn decode_raw_s32(path: &Path) -> Vec<i32> {
+    let bytes = ffmpeg(&[
+        "-flags2",
+        "+skip_manual",
+        "-i",
+        path.to_str().unwrap(),
+        "-f",
+        "s32le",
+        "-",
+    ]);
+    bytes
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// A master decoded by FFmpeg, resampled with soxr (linear phase, delay-compensated) when
+/// `rate` differs from its own.
+pub fn reference_f32(master: &Path, rate: u32) -> Vec<f32> {
+    let af = format!("aresample={rate}:resampler=soxr:precision=28");
+    let bytes = ffmpeg(&[
+        "-i",
+        master.to_str().unwrap(),
+        "-af",
+        &af,
+        "-f",
+        "f32le",
+        "-",
+    ]);
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// (media_time, segment_duration) of the single edit in an init segment, read with mp4-atom.
+pub fn edit_list(init: &Path) -> (u64, u64) {
+    use mp4_atom::{Decode, Ftyp, Moov};
+    let bytes = std::fs::read(init).unwrap();
+    let mut cur = std::io::Cursor::new(bytes.as_slice());
+    Ftyp::decode(&mut cur).expect("ftyp");
+    let moov = Moov::decode(&mut cur).expect("moov");
+    let elst = moov.trak[0]
+        .edts
+        .as_ref()
+        .and_then(|e| e.elst.as_ref())
+        .expect("elst");
+    assert_eq!(elst.entries.len(), 1);
+    let e = &elst.entries[0];
+    (
+        e.media_time.expect("media_time is not an empty edit") as u64,
+        e.segment_duration,
+    )
+}
+
+/// Decode a rendition and apply its edit list: what a gapless player outputs (interleaved).
+pub fn decode_gapless(track_dir: &Path, rendition: &str, channels: usize) -> Vec<f32> {
+    let joined = join_rendition(track_dir, rendition);
+    let raw = decode_raw_f32(&joined, channels);
+    let (skip, len) = edit_list(&track_dir.join(rendition).join("init.mp4"));
+    let (a, b) = (skip as usize * channels, (skip + len) as usize * channels);
+    assert!(
+        b <= raw.len(),
+        "{rendition}: edit list ends at {} frames but {} decode",
+        skip + len,
+        raw.len() / channels
+    );
+    raw[a..b].to_vec()
+}
+
+/// The mean of all channels of interleaved samples.
+pub fn mid(samples: &[f32], channels: usize) -> Vec<f32> {
+    samples
+        .chunks_exact(channels)
+        .map(|f| f.iter().sum::<f32>() / channels as f32)
+        .collect()
+}
+
+/// The lag (in samples) at which `x` best matches `reference`, searched in +-`max_lag` over a
+/// window in the middle, with normalised correlation.
+pub fn best_lag(x: &[f32], reference: &[f32], max_lag: usize) -> (i64, f64) {
+    let n = x.len().min(reference.len());
+    let win = 8192.min(n.saturating_sub(2 * max_lag + 1));
+    let start = (n - win) / 2;
+    let mut best = (0i64, f64::MIN);
+    for lag in -(max_lag as i64)..=(max_lag as i64) {
+        let (mut dot, mut ex, mut er) = (0.0f64, 0.0f64, 0.0f64);
+        for i in start..start + win {
+            let j = i as i64 + lag;
+            let (a, b) = (x[j as usize] as f64, reference[i] as f64);
+            dot += a * b;
+            ex += a * a;
+            er += b * b;
+        }
+        let c = dot / (ex.sqrt() * er.sqrt() + 1e-12);
+        if c > best.1 {
+            best = (lag, c);
+        }
+    }
+    best
+}
+
+/// Signal-to-error ratio of `x` against `reference`, in dB, over their common length.
+pub fn snr_db(x: &[f32], reference: &[f32]) -> f64 {
+    let n = x.len().min(reference.len());
+    let (mut s, mut e) = (0.0f64, 0.0f64);
+    for i in 0..n {
+        s += (reference[i] as f64).powi(2);
+        e += (x[i] as f64 - reference[i] as f64).powi(2);
+    }
+    10.0 * (s / (e + 1e-20)).log10()
+}
+
+/// The gapless fixture's two parts joined into one 24-bit WAV: the uncut programme.
+pub fn uncut_programme() -> &'static Path {
+    static WAV: OnceLock<PathBuf> = OnceLock::new();
+    WAV.get_or_init(|| {
+        let wav = Path::new(env!("CARGO_TARGET_TMPDIR")).join("uncut.wav");
+        let status = Command::new("sox")
+            .arg(root().join("fixtures/gapless/01-part-one.flac"))
+            .arg(root().join("fixtures/gapless/02-part-two.flac"))
+            .arg(&wav)
+            .status()
+            .expect("sox is installed (scripts/setup.sh)");
+        assert!(status.success());
+        wav
+    })
+}
