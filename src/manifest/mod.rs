@@ -115,7 +115,8 @@ pub fn create_mpd(duration_seconds: f64, sets: &[(Family, Vec<&PackagedRendition
                 contentType: Some("audio".into()),
                 mimeType: Some("audio/mp4".into()),
                 lang: Some("und".into()),
-                segmentAlignment: Some(true),
+                // Claimed only when true: AAC-LC and HE-AAC boundaries differ by up to a frame.
+                segmentAlignment: Some(aligned(&sorted)),
                 startWithSAP: Some(1),
                 Label: vec![mpd::Label {
                     content: family.as_str().to_string(),
@@ -142,6 +143,32 @@ pub fn create_mpd(duration_seconds: f64, sets: &[(Family, Vec<&PackagedRendition
         ..Default::default()
     };
     manifest.to_string()
+}
+
+/// Whether every rendition's segments start at the same presentation times.
+fn aligned(renditions: &[&PackagedRendition]) -> bool {
+    // Presentation time of a segment start, as an exact fraction of a second.
+    let starts = |r: &PackagedRendition| -> Vec<(i128, i128)> {
+        r.segments
+            .iter()
+            .map(|s| {
+                (
+                    s.start as i128 - i128::from(r.stream.priming),
+                    i128::from(r.stream.sample_rate),
+                )
+            })
+            .collect()
+    };
+    let first = starts(renditions[0]);
+    renditions[1..].iter().all(|r| {
+        let other = starts(r);
+        other.len() == first.len()
+            && other
+                .iter()
+                .zip(&first)
+                .skip(1)
+                .all(|(a, b)| a.0 * b.1 == b.0 * a.1)
+    })
 }
 
 fn representation(r: &PackagedRendition) -> mpd::Representation {

@@ -110,6 +110,8 @@ impl FfmpegEncoder {
             Codec::Opus => {
                 opts.set("application", "audio");
                 opts.set("frame_duration", "20");
+                // Constrained VBR keeps every segment near the rung's rate, as an ABR ladder needs.
+                opts.set("vbr", "constrained");
                 if plan.channels > 2 {
                     opts.set("mapping_family", "1");
                 }

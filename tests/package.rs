@@ -1,0 +1,382 @@
+//! Packaging, read back with independent parsers: fMP4 boxes with mp4-atom, HLS with m3u8-rs,
+//! DASH with dash-mpd-core; byte-for-byte reproducibility; exit codes and clean failures.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::*;
+use mp4_atom::{Codec, Decode, Ftyp, Moof, Moov};
+use serde_json::Value;
+
+fn renditions(report: &Value) -> Vec<(String, Value, Value)> {
+    let mut out = Vec::new();
+    for t in report["tracks"].as_array().unwrap() {
+        for r in t["renditions"].as_array().unwrap() {
+            out.push((t["id"].as_str().unwrap().to_string(), t.clone(), r.clone()));
+        }
+    }
+    out
+}
+
+fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut segs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "m4s"))
+        .collect();
+    segs.sort();
+    segs
+}
+
+#[test]
+fn init_and_media_segments_parse_with_their_fields() {
+    let out = fixtures_out();
+    let report = report(out);
+    for (track, _, r) in renditions(&report) {
+        let rid = r["id"].as_str().unwrap();
+        let dir = out.join(&track).join(rid);
+        let init = std::fs::read(dir.join("init.mp4")).unwrap();
+        let mut cur = std::io::Cursor::new(init.as_slice());
+        let ftyp = Ftyp::decode(&mut cur).expect("ftyp");
+        assert_eq!(ftyp.major_brand, b"iso6".into());
+        assert!(ftyp.compatible_brands.contains(&b"cmfc".into()));
+        let moov = Moov::decode(&mut cur).expect("moov");
+        assert_eq!(
+            cur.position() as usize,
+            init.len(),
+            "{rid}: trailing bytes in init"
+        );
+        let rate = r["sample_rate"].as_u64().unwrap() as u32;
+        assert_eq!(moov.mvhd.timescale, rate);
+        assert_eq!(moov.mvhd.creation_time, 0, "no wall-clock times");
+        let trak = &moov.trak[0];
+        assert_eq!(trak.mdia.mdhd.timescale, rate, "{rid}: mdhd timescale");
+        assert_eq!(trak.mdia.hdlr.handler, b"soun".into());
+        let trex = &moov.mvex.as_ref().expect("mvex").trex[0];
+        assert_eq!(
+            (trex.track_id, trex.default_sample_description_index),
+            (1, 1)
+        );
+        let channels = r["channels"].as_u64().unwrap() as u16;
+        match (
+            &trak.mdia.minf.stbl.stsd.codecs[0],
+            r["codec"].as_str().unwrap(),
+        ) {
+            (Codec::Mp4a(a), "aac-lc" | "he-aac" | "he-aac-v2") => {
+                assert_eq!(a.audio.channel_count, channels);
+                assert_eq!(a.esds.es_desc.dec_config.object_type_indication, 0x40);
+                let aot = r["codecs"].as_str().unwrap().rsplit('.').next().unwrap();
+                assert_eq!(
+                    a.esds
+                        .es_desc
+                        .dec_config
+                        .dec_specific
+                        .as_ref()
+                        .expect("ASC")
+                        .profile
+                        .to_string(),
+                    aot,
+                    "{rid}: audio object type in the ASC"
+                );
+            }
+            (Codec::Opus(o), "opus") => {
+                assert_eq!(o.dops.output_channel_count as u16, channels);
+                assert_eq!(
+                    o.dops.pre_skip as u64,
+                    r["priming_samples"].as_u64().unwrap()
+                );
+            }
+            (Codec::Flac(f), "flac") => {
+                assert_eq!(f.audio.channel_count, channels);
+                assert_eq!(
+                    f.audio.sample_size as u64,
+                    r["bits_per_sample"].as_u64().unwrap()
+                );
+            }
+            (other, codec) => panic!("{rid}: {codec} rendition has sample entry {other:?}"),
+        }
+
+        // Media segments: one moof per file, sequence numbers from 1, tfdt continuous,
+        // trun durations adding up, data offsets pointing into mdat.
+        let mut next_time = 0u64;
+        let segs = segment_files(&dir);
+        assert_eq!(segs.len() as u64, r["segments"].as_u64().unwrap());
+        for (i, seg) in segs.iter().enumerate() {
+            let bytes = std::fs::read(seg).unwrap();
+            let mut cur = std::io::Cursor::new(bytes.as_slice());
+            let moof = Moof::decode(&mut cur).expect("moof");
+            let moof_len = cur.position() as usize;
+            assert_eq!(&bytes[moof_len + 4..moof_len + 8], b"mdat");
+            assert_eq!(moof.mfhd.sequence_number, i as u32 + 1);
+            let traf = &moof.traf[0];
+            let tfdt = traf.tfdt.as_ref().expect("tfdt").base_media_decode_time;
+            assert_eq!(tfdt, next_time, "{rid} segment {}: tfdt continuity", i + 1);
+            let trun = &traf.trun[0];
+            let entries: Vec<_> = trun.samples.iter().collect();
+            let payload: u64 = entries.iter().map(|e| e.size.unwrap() as u64).sum();
+            assert_eq!(
+                payload as usize,
+                bytes.len() - moof_len - 8,
+                "{rid}: mdat size"
+            );
+            assert_eq!(trun.data_offset, Some(moof_len as i32 + 8));
+            next_time += entries
+                .iter()
+                .map(|e| e.duration.unwrap() as u64)
+                .sum::<u64>();
+        }
+        let (priming, presented) = edit_list(&dir.join("init.mp4"));
+        assert!(
+            next_time >= priming + presented,
+            "{rid}: media shorter than the edit"
+        );
+    }
+}
+
+#[test]
+fn hls_playlists_parse_and_match_the_segments() {
+    let out = fixtures_out();
+    let report = report(out);
+    for t in report["tracks"].as_array().unwrap() {
+        let track = t["id"].as_str().unwrap();
+        let by_id: BTreeMap<&str, &Value> = t["renditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_str().unwrap(), r))
+            .collect();
+        for (rid, r) in &by_id {
+            let dir = out.join(track).join(rid);
+            let text = std::fs::read(dir.join("index.m3u8")).unwrap();
+            let m3u8_rs::Playlist::MediaPlaylist(pl) = m3u8_rs::parse_playlist_res(&text).unwrap()
+            else {
+                panic!("{rid}: not a media playlist")
+            };
+            assert!(pl.end_list && pl.independent_segments);
+            assert_eq!(pl.playlist_type, Some(m3u8_rs::MediaPlaylistType::Vod));
+            assert_eq!(pl.segments[0].map.as_ref().unwrap().uri, "init.mp4");
+            let rate = r["sample_rate"].as_f64().unwrap();
+            let files = segment_files(&dir);
+            assert_eq!(pl.segments.len(), files.len());
+            let mut peak = 0.0f64;
+            let mut bits = 0.0;
+            let mut seconds = 0.0;
+            for (seg, file) in pl.segments.iter().zip(&files) {
+                assert_eq!(seg.uri, file.file_name().unwrap().to_str().unwrap());
+                assert!(seg.duration.round() as u64 <= pl.target_duration);
+                let size = std::fs::metadata(file).unwrap().len() as f64 * 8.0;
+                peak = peak.max(size / seg.duration as f64);
+                bits += size;
+                seconds += seg.duration as f64;
+            }
+            // EXTINF adds up to the media duration (priming + presented + padding).
+            let (priming, presented) = edit_list(&dir.join("init.mp4"));
+            assert!(seconds * rate >= (priming + presented) as f64 - 1.0);
+            let bw = r["bandwidth"].as_f64().unwrap();
+            assert!(
+                (bw - peak).abs() / peak < 0.001,
+                "{rid}: BANDWIDTH {bw} vs peak {peak}"
+            );
+            let avg = r["average_bandwidth"].as_f64().unwrap();
+            assert!(
+                (avg - bits / seconds).abs() / avg < 0.001,
+                "{rid}: AVERAGE-BANDWIDTH"
+            );
+        }
+        for p in t["playlists"].as_array().unwrap() {
+            let path = out.join(p["path"].as_str().unwrap());
+            let text = std::fs::read(&path).unwrap();
+            let m3u8_rs::Playlist::MasterPlaylist(mv) = m3u8_rs::parse_playlist_res(&text).unwrap()
+            else {
+                panic!("{path:?}: not a multivariant playlist")
+            };
+            assert!(!mv.variants.is_empty());
+            let tier = p["tier"].as_str().unwrap();
+            let family = p["family"].as_str().unwrap();
+            let mut seen = std::collections::HashSet::new();
+            for v in &mv.variants {
+                let rid = v.uri.trim_end_matches("/index.m3u8");
+                let r = by_id[rid];
+                assert_eq!(v.codecs.as_deref(), r["codecs"].as_str(), "{rid}: CODECS");
+                assert_eq!(
+                    Some(v.bandwidth),
+                    r["bandwidth"].as_u64(),
+                    "{rid}: BANDWIDTH"
+                );
+                assert_eq!(v.average_bandwidth, r["average_bandwidth"].as_u64());
+                assert_eq!(r["family"], family, "{rid} in the {family} playlist");
+                assert!(tier_rank(r["tier"].as_str().unwrap()) <= tier_rank(tier));
+                assert!(
+                    seen.insert((v.codecs.clone(), v.bandwidth)),
+                    "two indistinguishable variants"
+                );
+            }
+        }
+    }
+}
+
+fn tier_rank(t: &str) -> u8 {
+    match t {
+        "free" => 0,
+        "premium" => 1,
+        "hifi" => 2,
+        other => panic!("unknown tier {other}"),
+    }
+}
+
+#[test]
+fn dash_mpds_parse_and_match_the_segments() {
+    let out = fixtures_out();
+    let report = report(out);
+    for t in report["tracks"].as_array().unwrap() {
+        let track = t["id"].as_str().unwrap();
+        for m in t["mpds"].as_array().unwrap() {
+            let text = std::fs::read_to_string(out.join(m["path"].as_str().unwrap())).unwrap();
+            let mpd = dash_mpd_core::parse(&text).expect("MPD parses");
+            assert_eq!(mpd.mpdtype.as_deref(), Some("static"));
+            let dur = mpd.mediaPresentationDuration.unwrap().as_secs_f64();
+            assert!((dur - t["duration_seconds"].as_f64().unwrap()).abs() < 1e-3);
+            let tier = m["tier"].as_str().unwrap();
+            for set in &mpd.periods[0].adaptations {
+                let mut families = std::collections::HashSet::new();
+                for rep in &set.representations {
+                    let rid = rep.id.as_deref().unwrap();
+                    let r = t["renditions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|r| r["id"] == rid)
+                        .unwrap();
+                    families.insert(r["family"].as_str().unwrap().to_string());
+                    assert!(tier_rank(r["tier"].as_str().unwrap()) <= tier_rank(tier));
+                    assert_eq!(rep.codecs.as_deref(), r["codecs"].as_str());
+                    assert_eq!(rep.bandwidth, r["bandwidth"].as_u64());
+                    assert_eq!(
+                        rep.audioSamplingRate.as_deref(),
+                        Some(r["sample_rate"].to_string().as_str())
+                    );
+                    assert_eq!(
+                        rep.AudioChannelConfiguration[0].value.as_deref(),
+                        Some(r["channels"].to_string().as_str())
+                    );
+                    let st = rep.SegmentTemplate.as_ref().unwrap();
+                    assert_eq!(st.timescale, r["sample_rate"].as_u64());
+                    // Expand the timeline and compare with the files' tfdt and durations.
+                    let mut times = Vec::new();
+                    for s in &st.SegmentTimeline.as_ref().unwrap().segments {
+                        let mut t0 =
+                            s.t.unwrap_or_else(|| times.last().map_or(0, |&(t, d)| t + d));
+                        for _ in 0..=s.r.unwrap_or(0) {
+                            times.push((t0, s.d));
+                            t0 += s.d;
+                        }
+                    }
+                    let files = segment_files(&out.join(track).join(rid));
+                    assert_eq!(times.len(), files.len(), "{rid}: timeline length");
+                    for (i, ((t0, _), file)) in times.iter().zip(&files).enumerate() {
+                        let bytes = std::fs::read(file).unwrap();
+                        let moof =
+                            Moof::decode(&mut std::io::Cursor::new(bytes.as_slice())).unwrap();
+                        let tfdt = moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time;
+                        assert_eq!(*t0, tfdt, "{rid}: S@t of segment {}", i + 1);
+                    }
+                }
+                assert_eq!(families.len(), 1, "one codec family per AdaptationSet");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_same_inputs_give_the_same_bytes() {
+    let a = fixtures_out();
+    let b = run_once("fixtures-again", &["fixtures/album", "fixtures/gapless"]);
+    let mut files = 0;
+    let mut stack = vec![a.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let name = p.file_name().unwrap().to_str().unwrap();
+            if name.ends_with(".joined.mp4") || name == "report.json" {
+                continue; // test artefacts; the report names the output folder
+            }
+            let rel = p.strip_prefix(a).unwrap();
+            let other = std::fs::read(b.join(rel)).unwrap_or_else(|_| panic!("{rel:?} missing"));
+            assert!(
+                std::fs::read(&p).unwrap() == other,
+                "{rel:?} differs between runs"
+            );
+            files += 1;
+        }
+    }
+    assert!(files > 150, "only {files} files compared");
+}
+
+#[test]
+fn undecodable_input_fails_with_code_65_and_leaves_nothing() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad-input");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("notes.wav");
+    std::fs::write(&text, "these are liner notes, not audio\n").unwrap();
+    // A real WAV cut short: the header promises more frames than the file holds.
+    let wav = std::fs::read(root().join("fixtures/album/01-cd-stereo.wav")).unwrap();
+    let truncated = dir.join("truncated.wav");
+    std::fs::write(&truncated, &wav[..wav.len() / 2]).unwrap();
+    for (input, needle) in [(&text, "unsupported"), (&truncated, "truncated")] {
+        let out = dir.join("out");
+        let o = pressing(&[
+            "run",
+            "--out",
+            out.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(65), "{stderr}");
+        assert!(
+            stderr.contains(input.file_name().unwrap().to_str().unwrap()),
+            "{stderr}"
+        );
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
+
+#[test]
+fn bad_ladder_and_usage_have_their_own_exit_codes() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad-ladder");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ladder = dir.join("ladder.toml");
+    std::fs::write(
+        &ladder,
+        "[[rung]]\nid = \"x\"\ncodec = \"opus\"\nbitrate = 96\nsample_rate = 44100\ntier = \"free\"\n",
+    )
+    .unwrap();
+    let o = pressing(&[
+        "run",
+        "--ladder",
+        ladder.to_str().unwrap(),
+        "fixtures/album",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains("line 1") && stderr.contains("48000"),
+        "{stderr}"
+    );
+
+    let o = pressing(&["run"]);
+    assert_eq!(o.status.code(), Some(64));
+    let o = pressing(&["run", "--jobs", "0", "fixtures/album"]);
+    assert_eq!(o.status.code(), Some(64));
+}
