@@ -1,0 +1,138 @@
+// Plays pressed renditions to the end in headless Chromium, with hls.js and with Shaka Player.
+//
+//   node tests/player/play.mjs <out-folder> <report.json>
+//
+// For every track in the report: every rendition's HLS media playlist through hls.js, every
+// multivariant playlist through hls.js (its own ABR), and every representation of every MPD
+// through Shaka Player (ABR off, restricted to that representation). Playback runs at 16x and
+// must reach 'ended' with the clock at the presentation's end. Prints one JSON line per
+// playback; exits non-zero if any failed.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const [outDir, reportPath] = process.argv.slice(2);
+const report = JSON.parse(fs.readFileSync(reportPath, 'utf8'));
+
+const types = {
+  '.m3u8': 'application/vnd.apple.mpegurl', '.mpd': 'application/dash+xml',
+  '.mp4': 'audio/mp4', '.m4s': 'audio/mp4', '.js': 'text/javascript', '.html': 'text/html',
+};
+const libs = {
+  '/lib/hls.js': path.join(here, 'node_modules/hls.js/dist/hls.js'),
+  '/lib/shaka.js': path.join(here, 'node_modules/shaka-player/dist/shaka-player.compiled.js'),
+};
+const server = http.createServer((req, res) => {
+  const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+  let file;
+  if (url === '/') {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    return res.end('<!doctype html><script src="/lib/hls.js"></script><script src="/lib/shaka.js"></script><body></body>');
+  } else if (libs[url]) {
+    file = libs[url];
+  } else if (url.startsWith('/out/')) {
+    file = path.join(outDir, path.normalize(url.slice(5)));
+  }
+  if (!file || !fs.existsSync(file)) { res.writeHead(404); return res.end(); }
+  res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' });
+  fs.createReadStream(file).pipe(res);
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const base = `http://127.0.0.1:${server.address().port}`;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run',
+    '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
+});
+const page = await browser.newPage();
+page.on('pageerror', (e) => console.error('page error:', e.message));
+await page.goto(base + '/');
+
+// In the page: play one source to its end and report the clock.
+const playInPage = async ({ kind, url, codecs, bandwidth }) => {
+  const audio = document.createElement('audio');
+  document.body.appendChild(audio);
+  let player;
+  const result = await new Promise(async (resolve) => {
+    const fail = (error) => resolve({ ok: false, error, at: audio.currentTime });
+    const timer = setTimeout(() => fail('timeout'), 60000);
+    audio.addEventListener('ended', () => {
+      clearTimeout(timer);
+      resolve({ ok: true, currentTime: audio.currentTime, duration: audio.duration });
+    });
+    audio.addEventListener('error', () => fail('media error ' + (audio.error && audio.error.message)));
+    try {
+      if (kind === 'hls') {
+        player = new Hls({ enableWorker: false });
+        player.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) fail(`hls.js ${d.type}: ${d.details}`); });
+        player.on(Hls.Events.MANIFEST_PARSED, () => {
+          audio.playbackRate = 16;
+          audio.play().catch((e) => fail('play(): ' + e));
+        });
+        player.loadSource(url);
+        player.attachMedia(audio);
+      } else {
+        shaka.polyfill.installAll();
+        player = new shaka.Player();
+        await player.attach(audio);
+        player.addEventListener('error', (e) => fail('shaka ' + e.detail.code));
+        player.configure({
+          abr: { enabled: false },
+          preferredAudio: [{ codec: codecs }],
+          restrictions: { minBandwidth: bandwidth, maxBandwidth: bandwidth },
+        });
+        await player.load(url);
+        const active = player.getVariantTracks().find((t) => t.active);
+        if (!active || active.bandwidth !== bandwidth || active.audioCodec !== codecs) {
+          return fail(`shaka picked ${active && active.audioCodec} ${active && active.bandwidth}`);
+        }
+        audio.playbackRate = 16;
+        await audio.play();
+      }
+    } catch (e) {
+      fail(String(e && (e.message || e.code) || e));
+    }
+  });
+  if (player) await player.destroy();
+  audio.remove();
+  return result;
+};
+
+const jobs = [];
+for (const t of report.tracks) {
+  for (const r of t.renditions) {
+    jobs.push({ kind: 'hls', what: `${t.id}/${r.id} (media playlist)`, url: `${base}/out/${r.playlist}`, end: r.duration_samples / r.sample_rate });
+  }
+  for (const p of t.playlists) {
+    jobs.push({ kind: 'hls', what: p.path, url: `${base}/out/${p.path}`, end: t.duration_seconds });
+  }
+  for (const m of t.mpds) {
+    for (const r of t.renditions) {
+      const tiers = ['free', 'premium', 'hifi'];
+      if (tiers.indexOf(r.tier) > tiers.indexOf(m.tier)) continue;
+      jobs.push({ kind: 'dash', what: `${m.path} ${r.id}`, url: `${base}/out/${m.path}`, codecs: r.codecs, bandwidth: r.bandwidth, end: t.duration_seconds });
+    }
+  }
+}
+
+let failed = 0;
+for (const job of jobs) {
+  const res = await page.evaluate(playInPage, job);
+  // The clock must reach the end of the presentation (within 100 ms: encoder padding and
+  // the player's own trimming differ by a frame or two).
+  if (res.ok && Math.abs(res.currentTime - job.end) > 0.1) {
+    res.ok = false;
+    res.error = `ended at ${res.currentTime.toFixed(3)} s, expected ${job.end.toFixed(3)} s`;
+  }
+  if (!res.ok) failed++;
+  console.log(JSON.stringify({ player: job.kind === 'hls' ? 'hls.js' : 'shaka', source: job.what, ...res }));
+}
+await browser.close();
+server.close();
+console.log(`playback: ${jobs.length - failed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
