@@ -42,11 +42,12 @@ pub mod exit {
 impl Error {
     /// Whether running the same job again may succeed (the worker retries these).
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Output { .. } | Error::Package(PackageError::Write { .. }) => true,
-            Error::Ingest(IngestError::Io { .. }) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            Error::Output { .. }
+                | Error::Package(PackageError::Write { .. })
+                | Error::Ingest(IngestError::Io { .. })
+        )
     }
 
     pub fn exit_code(&self) -> u8 {

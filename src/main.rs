@@ -137,8 +137,10 @@ fn fail(e: &pressing::Error) -> ExitCode {
 
 /// Bars on a terminal; one line per finished track otherwise.
 struct Progress {
-    bars: Option<(MultiProgress, Mutex<Vec<(String, ProgressBar)>>)>,
+    bars: Option<(MultiProgress, Mutex<Vec<TrackBar>>)>,
 }
+
+type TrackBar = (String, ProgressBar);
 
 impl Progress {
     fn new() -> Progress {

@@ -184,9 +184,9 @@ pub fn best_lag(x: &[f32], reference: &[f32], max_lag: usize) -> (i64, f64) {
     let mut best = (0i64, f64::MIN);
     for lag in -(max_lag as i64)..=(max_lag as i64) {
         let (mut dot, mut ex, mut er) = (0.0f64, 0.0f64, 0.0f64);
-        for i in start..start + win {
-            let j = i as i64 + lag;
-            let (a, b) = (x[j as usize] as f64, reference[i] as f64);
+        let shifted = &x[(start as i64 + lag) as usize..];
+        for (a, b) in shifted.iter().zip(&reference[start..start + win]) {
+            let (a, b) = (*a as f64, *b as f64);
             dot += a * b;
             ex += a * a;
             er += b * b;

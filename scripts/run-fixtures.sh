@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job on the bundled fixtures: installs what it needs, builds, presses
+# fixtures/album and fixtures/gapless into out/ and prints where the report is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release --locked
+exec target/release/pressing run fixtures/album fixtures/gapless --out out "$@"
