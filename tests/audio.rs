@@ -196,3 +196,49 @@ fn gapless_tracks_join_into_the_uncut_programme() {
         );
     }
 }
+
+#[test]
+fn a_5_1_master_keeps_its_six_channels_on_every_rung_that_carries_them() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let master = dir.join("surround-51.wav");
+    let status = std::process::Command::new("sox")
+        .args(["-n", "-r", "48000", "-b", "24", "-c", "6"])
+        .arg(&master)
+        .args(["synth", "3.3", "sine", "440", "sine", "550", "sine", "660"])
+        .args(["sine", "60", "sine", "880", "sine", "990", "vol", "0.5"])
+        .status()
+        .expect("sox");
+    assert!(status.success());
+    let out = run_once("surround", &[master.to_str().unwrap()]);
+    let report = report(&out);
+    let t = &report["tracks"][0];
+    let skipped: Vec<_> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rung"].clone())
+        .collect();
+    assert_eq!(
+        skipped,
+        vec!["heaac-32"],
+        "only parametric stereo refuses 5.1"
+    );
+    let frames = t["duration_samples"].as_u64().unwrap();
+    assert_eq!(frames, 158_400);
+    for r in t["renditions"].as_array().unwrap() {
+        let rid = r["id"].as_str().unwrap();
+        assert_eq!(r["channels"], 6, "{rid}");
+        let decoded = decode_gapless(&out.join("surround-51"), rid, 6);
+        let rate = r["sample_rate"].as_u64().unwrap();
+        assert_eq!(
+            decoded.len() as u64,
+            scale(frames, 48000, rate) * 6,
+            "{rid}: decoded length"
+        );
+    }
+    let hires = decode_raw_s32(&join_rendition(&out.join("surround-51"), "flac-hires"));
+    assert!(
+        hires == decode_raw_s32(&master),
+        "flac-hires of a 48/24 master is bit-exact"
+    );
+}
