@@ -8,6 +8,8 @@ encoders behave as on real material, and peak below -1 dBFS. Needs python3 and s
                       02-hires.flac     96 kHz / 24-bit stereo FLAC, 6.5 s
                       03-mono.aiff      44.1 kHz / 16-bit mono AIFF, 4 s
                       release.json
+  With --metadata-only, only the release.json files are rewritten.
+
   fixtures/gapless/   01-part-one.flac, 02-part-two.flac: one continuous 48 kHz / 24-bit
                       programme of 12 s cut at frame 250001 (on no codec's frame grid)
                       release.json (gapless: true)
@@ -73,6 +75,16 @@ def main():
     os.makedirs(album, exist_ok=True)
     os.makedirs(gapless, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        if "--metadata-only" in sys.argv:
+            pass
+        else:
+            make_audio(album, gapless, tmp)
+    write_metadata(album, gapless)
+    return 0
+
+
+def make_audio(album, gapless, tmp):
+    if True:
         write_wav(os.path.join(album, "01-cd-stereo.wav"), 44100, 2, 16,
                   signal(44100, 10.5, 2, seed=1))
         hires = os.path.join(tmp, "hires.wav")
@@ -89,18 +101,29 @@ def main():
             write_wav(wav, 48000, 2, 24, part)
             convert(wav, os.path.join(gapless, name + ".flac"))
 
-    release = {
-        "title": "Pressing Fixtures",
+
+def write_metadata(album, gapless):
+    common = {
         "artists": ["The Test Signals"],
         "label": "pressing",
-        "upc": "000000000000",
+        "release_date": "2026-11-23",
+        "territories": "worldwide",
+        "excluded_territories": ["AQ"],
+        "c_line": "2026 pressing",
+        "p_line": "2026 pressing",
+    }
+    artists = ["The Test Signals"]
+    release = {
+        "title": "Pressing Fixtures",
+        **common,
+        "upc": "192026000017",
         "tracks": [
             {"file": "01-cd-stereo.wav", "isrc": "QZ-ES6-26-00001", "title": "CD Stereo",
-             "track_number": 1},
+             "artists": artists, "track_number": 1, "explicit": False},
             {"file": "02-hires.flac", "isrc": "QZ-ES6-26-00002", "title": "Hi-Res",
-             "track_number": 2},
+             "artists": artists, "track_number": 2, "explicit": False},
             {"file": "03-mono.aiff", "isrc": "QZ-ES6-26-00003", "title": "Mono",
-             "track_number": 3},
+             "artists": artists, "track_number": 3, "explicit": False},
         ],
     }
     with open(os.path.join(album, "release.json"), "w") as f:
@@ -108,18 +131,19 @@ def main():
         f.write("\n")
     gap = {
         "title": "Continuous Programme",
+        **common,
+        "upc": "192026000024",
         "gapless": True,
         "tracks": [
             {"file": "01-part-one.flac", "isrc": "QZ-ES6-26-00011", "title": "Part One",
-             "track_number": 1},
+             "artists": artists, "track_number": 1},
             {"file": "02-part-two.flac", "isrc": "QZ-ES6-26-00012", "title": "Part Two",
-             "track_number": 2},
+             "artists": artists, "track_number": 2},
         ],
     }
     with open(os.path.join(gapless, "release.json"), "w") as f:
         json.dump(gap, f, indent=2)
         f.write("\n")
-    return 0
 
 
 if __name__ == "__main__":

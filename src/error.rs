@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::ingest::validate::ValidationReport;
 use crate::ingest::IngestError;
 use crate::ladder::LadderError;
 use crate::package::PackageError;
@@ -22,6 +23,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("release refused: {} error(s), {} warning(s) in ingest", .0.errors, .0.warnings)]
+    Rejected(Box<ValidationReport>),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -52,7 +55,7 @@ impl Error {
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Ladder(_) | Error::Ingest(_) => exit::BAD_INPUT,
+            Error::Ladder(_) | Error::Ingest(_) | Error::Rejected(_) => exit::BAD_INPUT,
             Error::Output { .. } | Error::Package(PackageError::Write { .. }) => exit::OUTPUT,
             Error::Transcode(_) | Error::Package(_) | Error::Internal(_) => exit::INTERNAL,
         }

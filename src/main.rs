@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use pressing::error::exit;
+use pressing::ingest::validate::{ValidateOptions, ValidationReport};
 use pressing::ladder::Ladder;
 use pressing::pipeline::{self, ProgressSink, RunOptions};
 
@@ -48,6 +49,24 @@ enum Command {
         /// Also print the report on standard output.
         #[arg(long)]
         json: bool,
+        /// Accept lossy masters (MP3, AAC, Vorbis, Opus) with a warning.
+        #[arg(long)]
+        allow_lossy: bool,
+    },
+    /// Check masters and release metadata and measure loudness, without encoding.
+    Validate {
+        /// Master files or release folders.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Release metadata to check against the inputs [default: each folder's release.json].
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        /// Print the findings as JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Accept lossy masters with a warning.
+        #[arg(long)]
+        allow_lossy: bool,
     },
 }
 
@@ -73,10 +92,108 @@ fn main() -> ExitCode {
             jobs,
             gapless,
             json,
-        } => run(inputs, ladder, out, report, jobs, gapless, json),
+            allow_lossy,
+        } => run(
+            inputs,
+            ladder,
+            out,
+            report,
+            jobs,
+            gapless,
+            json,
+            allow_lossy,
+        ),
+        Command::Validate {
+            inputs,
+            metadata,
+            json,
+            allow_lossy,
+        } => validate(inputs, metadata, json, allow_lossy),
     }
 }
 
+fn validate(
+    inputs: Vec<PathBuf>,
+    metadata: Option<PathBuf>,
+    json: bool,
+    allow_lossy: bool,
+) -> ExitCode {
+    let opts = ValidateOptions {
+        allow_lossy,
+        all_gapless: false,
+        metadata,
+    };
+    let (_, report) = pressing::ingest::validate::validate(&inputs, opts);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("the report serialises")
+        );
+    } else {
+        print_validation(&report);
+    }
+    if report.has_errors() {
+        ExitCode::from(exit::BAD_INPUT)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The human summary: one line per track, then every finding with its fix.
+fn print_validation(report: &ValidationReport) {
+    for t in &report.tracks {
+        let errors = report
+            .findings
+            .iter()
+            .filter(|f| f.is_error() && f.file == t.file)
+            .count();
+        let mark = if errors > 0 { "FAIL" } else { "ok  " };
+        let format = match (t.sample_rate, t.channels, t.bits_per_sample) {
+            (Some(r), Some(c), Some(b)) => format!("{r} Hz {c} ch {b}-bit"),
+            _ => "unreadable".into(),
+        };
+        let loud = t.loudness.as_ref().map_or(String::new(), |l| {
+            format!(
+                "  {}  LRA {:.1} LU  TP {:+.1} dBTP",
+                l.integrated_lufs
+                    .map_or("silent".into(), |i| format!("{i:.1} LUFS")),
+                l.loudness_range_lu,
+                l.true_peak_dbtp
+            )
+        });
+        eprintln!("{mark} {:<16} {}  {format}{loud}", t.id, t.file);
+    }
+    for a in &report.albums {
+        if let Some(l) = &a.loudness {
+            if let Some(i) = l.integrated_lufs {
+                eprintln!(
+                    "album {}: {i:.1} LUFS, LRA {:.1} LU, TP {:+.1} dBTP, album gain {:+.1} dB",
+                    a.source,
+                    l.loudness_range_lu,
+                    l.true_peak_dbtp,
+                    l.replaygain_db.unwrap_or(0.0)
+                );
+            }
+        }
+    }
+    let mut findings: Vec<_> = report.findings.iter().collect();
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    for f in findings {
+        eprintln!("{f}");
+    }
+    eprintln!(
+        "{} error(s), {} warning(s): {}",
+        report.errors,
+        report.warnings,
+        if report.has_errors() {
+            "refused (fix the errors and validate again)"
+        } else {
+            "ready to press"
+        }
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     inputs: Vec<PathBuf>,
     ladder: PathBuf,
@@ -85,6 +202,7 @@ fn run(
     jobs: Option<usize>,
     gapless: bool,
     json: bool,
+    allow_lossy: bool,
 ) -> ExitCode {
     if jobs == Some(0) {
         eprintln!("error: --jobs 0 (expected at least 1 thread)");
@@ -100,12 +218,20 @@ fn run(
         out: out.clone(),
         jobs,
         gapless,
+        allow_lossy,
     };
     let progress = Progress::new();
     let report = match pipeline::run(&opts, &progress) {
         Ok(r) => r,
+        Err(pressing::Error::Rejected(validation)) => {
+            print_validation(&validation);
+            return ExitCode::from(exit::BAD_INPUT);
+        }
         Err(e) => return fail(&e),
     };
+    for w in &report.warnings {
+        eprintln!("{w}");
+    }
     let text = serde_json::to_string_pretty(&report).expect("the report serialises");
     let report_path = report_path.unwrap_or_else(|| out.join("report.json"));
     if let Err(e) = std::fs::write(&report_path, format!("{text}\n")) {

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::Error;
-use crate::ingest::{self, IngestError, MasterFormat, MasterReader, SampleKind, TrackSource};
+use crate::ingest::validate::{validate, ValidateOptions, ValidationReport};
+use crate::ingest::{MasterFormat, MasterReader, SampleKind, TrackSource};
 use crate::ladder::{Family, Ladder, Tier};
 use crate::manifest;
 use crate::package::{self, PackagedRendition, RenditionPackager};
@@ -40,6 +41,8 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     /// Treat the inputs as one continuous programme.
     pub gapless: bool,
+    /// Accept lossy masters with a warning.
+    pub allow_lossy: bool,
 }
 
 /// Progress events, for a terminal bar or log lines. Must be cheap: called once per chunk.
@@ -70,11 +73,21 @@ struct EncodedTrack {
 /// Run the whole pipeline: ingest, transcode, package, manifests, report.
 pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, Error> {
     transcode::init();
-    let release = ingest::discover(&opts.inputs, opts.gapless)?;
+    let (release, validation) = validate(
+        &opts.inputs,
+        ValidateOptions {
+            allow_lossy: opts.allow_lossy,
+            all_gapless: opts.gapless,
+            metadata: None,
+        },
+    );
+    if validation.has_errors() {
+        return Err(Error::Rejected(Box::new(validation)));
+    }
     let mut skipped = Vec::new();
     let mut planned = Vec::with_capacity(release.tracks.len());
     for source in &release.tracks {
-        let reader = MasterReader::open(&source.path)?;
+        let reader = MasterReader::open(&source.path, false)?;
         let format = reader.format().clone();
         let (plans, mut skip) = plan_renditions(&source.id, &format, &opts.ladder);
         skipped.append(&mut skip);
@@ -85,9 +98,6 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         });
     }
     let programmes = &release.programmes;
-    for p in programmes {
-        check_gapless(&planned, p)?;
-    }
 
     fs::create_dir_all(&opts.out).map_err(|source| Error::Output {
         path: opts.out.clone(),
@@ -110,7 +120,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         tracks.sort_by_key(|t| t.index);
         let reports = tracks
             .iter()
-            .map(|t| write_manifests(&planned[t.index], t, &staging))
+            .map(|t| write_manifests(&planned[t.index], t, &staging, &validation))
             .collect::<Result<Vec<_>, Error>>()?;
         publish_staged(&staging, &opts.out, &reports)?;
         Ok(reports)
@@ -118,27 +128,13 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
     let _ = fs::remove_dir_all(&staging);
     let tracks = result?;
     Ok(RunReport {
+        warnings: validation.findings,
         ladder: opts.ladder.path.display().to_string(),
         gapless: release.is_gapless(),
         segment_seconds: opts.ladder.segment_seconds,
         tracks,
         skipped,
     })
-}
-
-fn check_gapless(planned: &[PlannedTrack], programme: &[usize]) -> Result<(), Error> {
-    let first = &planned[programme[0]].format;
-    for t in programme[1..].iter().map(|&i| &planned[i]) {
-        if t.format.sample_rate != first.sample_rate || t.format.channels != first.channels {
-            return Err(IngestError::GaplessMismatch {
-                path: t.source.path.clone(),
-                found: format!("{} Hz / {} ch", t.format.sample_rate, t.format.channels),
-                expected: format!("{} Hz / {} ch", first.sample_rate, first.channels),
-            }
-            .into());
-        }
-    }
-    Ok(())
 }
 
 /// A rendition being encoded: which track and signal it takes, and its encoder and packager.
@@ -242,7 +238,7 @@ fn run_programme(
     let mut ends: Vec<u64> = Vec::with_capacity(programme.len());
     let mut frames_before = 0u64;
     let mut slot = 0usize;
-    let mut reader = MasterReader::open(&planned[programme[0]].source.path)?;
+    let mut reader = MasterReader::open(&planned[programme[0]].source.path, false)?;
     progress.track_started(
         &planned[programme[0]].source.id,
         reader.format().declared_frames,
@@ -264,7 +260,7 @@ fn run_programme(
                         break;
                     }
                     let next = &planned[programme[slot]];
-                    reader = MasterReader::open(&next.source.path)?;
+                    reader = MasterReader::open(&next.source.path, false)?;
                     progress.track_started(&next.source.id, reader.format().declared_frames);
                 }
             }
@@ -378,6 +374,7 @@ fn write_manifests(
     planned: &PlannedTrack,
     track: &EncodedTrack,
     staging: &Path,
+    validation: &ValidationReport,
 ) -> Result<TrackReport, Error> {
     let id = &planned.source.id;
     let dir = staging.join(id);
@@ -453,6 +450,8 @@ fn write_manifests(
         bits_per_sample: planned.format.bits_per_sample,
         duration_samples: track.frames,
         duration_seconds,
+        loudness: validation.loudness_of(id).map(|(t, _)| t.clone()),
+        album_loudness: validation.loudness_of(id).and_then(|(_, a)| a.cloned()),
         hls,
         dash,
         playlists,

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::ingest::analysis::Loudness;
+use crate::ingest::findings::Finding;
 use crate::ladder::{Codec, Family, Tier};
 use crate::transcode::Skipped;
 
@@ -14,6 +16,8 @@ pub struct RunReport {
     pub segment_seconds: f64,
     pub tracks: Vec<TrackReport>,
     pub skipped: Vec<Skipped>,
+    /// Ingest warnings (a release with errors is refused before this report exists).
+    pub warnings: Vec<Finding>,
 }
 
 #[derive(Debug, Serialize)]
@@ -27,6 +31,10 @@ pub struct TrackReport {
     /// Frames of the master.
     pub duration_samples: u64,
     pub duration_seconds: f64,
+    /// ITU-R BS.1770-4 / EBU R128 loudness of the master, with its ReplayGain-style gain.
+    pub loudness: Option<Loudness>,
+    /// Loudness of the album (the release folder) the track belongs to.
+    pub album_loudness: Option<Loudness>,
     /// The main multivariant playlist: the lowest tier's AAC set.
     pub hls: Option<String>,
     /// The lowest tier's MPD.

@@ -117,6 +117,8 @@ mod tests {
             bits_per_sample: bits,
             kind: SampleKind::Int,
             declared_frames: None,
+            codec: "pcm",
+            streaming_header: false,
         }
     }
 

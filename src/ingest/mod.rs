@@ -8,7 +8,6 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
@@ -17,8 +16,18 @@ use symphonia::core::meta::MetadataOptions;
 
 use crate::limits;
 
+pub mod analysis;
+pub mod findings;
+pub mod metadata;
+pub mod validate;
+
 /// File extensions taken as masters when a folder is given.
-const MASTER_EXTENSIONS: [&str; 8] = ["wav", "wave", "bwf", "rf64", "flac", "aif", "aiff", "aifc"];
+/// Lossy formats are listed too, so that a folder holding them is refused by name rather than
+/// silently ignored.
+const MASTER_EXTENSIONS: [&str; 14] = [
+    "wav", "wave", "bwf", "rf64", "flac", "aif", "aiff", "aifc", "mp3", "m4a", "aac", "ogg",
+    "opus", "mp4",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -37,6 +46,14 @@ pub enum IngestError {
     Decode { path: PathBuf, message: String },
     #[error("{path:?}: {message}")]
     Format { path: PathBuf, message: String },
+    #[error("{path:?}: header declares {declared} frames but {decoded} decode (the file is truncated or its header lies; re-export the master)")]
+    Truncated {
+        path: PathBuf,
+        declared: u64,
+        decoded: u64,
+    },
+    #[error("{path:?}: no audio frames (the file is empty or its data chunk is missing)")]
+    Empty { path: PathBuf },
     #[error("{path:?}: invalid release metadata: {message}")]
     Metadata { path: PathBuf, message: String },
     #[error(
@@ -64,6 +81,61 @@ pub enum SampleKind {
     Float,
 }
 
+impl IngestError {
+    /// Stable code of the finding this error becomes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IngestError::Io { .. } => "master.unreadable",
+            IngestError::NotFound { .. } => "input.not-found",
+            IngestError::NoMasters { .. } => "input.no-masters",
+            IngestError::Unsupported { .. } => "master.not-audio",
+            IngestError::Decode { .. } => "master.corrupt",
+            IngestError::Format { .. } => "master.format",
+            IngestError::Truncated { .. } => "master.truncated",
+            IngestError::Empty { .. } => "master.empty",
+            IngestError::Metadata { .. } => "metadata.invalid",
+            IngestError::Limit { .. } => "master.limit",
+            IngestError::GaplessMismatch { .. } => "release.gapless-mismatch",
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            IngestError::Io { path, .. }
+            | IngestError::NotFound { path }
+            | IngestError::NoMasters { path }
+            | IngestError::Unsupported { path }
+            | IngestError::Decode { path, .. }
+            | IngestError::Format { path, .. }
+            | IngestError::Truncated { path, .. }
+            | IngestError::Empty { path }
+            | IngestError::Metadata { path, .. }
+            | IngestError::Limit { path, .. }
+            | IngestError::GaplessMismatch { path, .. } => path,
+        }
+    }
+
+    /// The error as a finding (always an error), with a fix.
+    pub fn to_finding(&self) -> findings::Finding {
+        let fix = match self {
+            IngestError::Io { .. } => "check the path and its permissions",
+            IngestError::NotFound { .. } => "give a master file or a release folder",
+            IngestError::NoMasters { .. } => "put the WAV, FLAC or AIFF masters in the folder",
+            IngestError::Unsupported { .. } => "deliver WAV (BWF/RF64), FLAC or AIFF",
+            IngestError::Decode { .. }
+            | IngestError::Truncated { .. }
+            | IngestError::Empty { .. } => "re-export or re-deliver the master",
+            IngestError::Format { .. } => "re-export the master in a supported format",
+            IngestError::Metadata { .. } => "fix release.json",
+            IngestError::Limit { .. } => "split the master or check that it is the right file",
+            IngestError::GaplessMismatch { .. } => {
+                "deliver every track of a gapless programme at one rate and channel count"
+            }
+        };
+        findings::Finding::error(self.code(), self.path(), self.to_string(), fix)
+    }
+}
+
 /// The format of a master as its container declares it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MasterFormat {
@@ -73,10 +145,18 @@ pub struct MasterFormat {
     pub kind: SampleKind,
     /// Frames the header declares, when it does.
     pub declared_frames: Option<u64>,
+    /// Codec of the master: "pcm", "flac", "alac", or a lossy codec's name.
+    pub codec: &'static str,
+    /// The container's size fields are 0xFFFFFFFF (written while streaming).
+    pub streaming_header: bool,
 }
 
 impl MasterFormat {
     /// More than CD quality: deeper than 16 bits or faster than 44.1 kHz.
+    pub fn is_lossy(&self) -> bool {
+        !matches!(self.codec, "pcm" | "flac" | "alac")
+    }
+
     pub fn is_hires(&self) -> bool {
         self.bits_per_sample > 16 || self.sample_rate > 44100 || self.kind == SampleKind::Float
     }
@@ -120,78 +200,7 @@ impl Release {
     }
 }
 
-/// The subset of `release.json` the pipeline uses today.
-#[derive(Debug, Default, Deserialize)]
-struct ReleaseFile {
-    #[serde(default)]
-    gapless: bool,
-    #[serde(default)]
-    tracks: Vec<ReleaseTrackFile>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ReleaseTrackFile {
-    file: String,
-    isrc: Option<String>,
-    title: Option<String>,
-}
-
-/// Collect the release from the command line's inputs: master files and release folders.
-/// A folder's `release.json`, when present, gives the track order, ids and whether the folder
-/// is gapless; otherwise masters are taken in file-name order. `all_gapless` makes every input,
-/// in order, one programme.
-pub fn discover(inputs: &[PathBuf], all_gapless: bool) -> Result<Release, IngestError> {
-    let mut tracks = Vec::new();
-    let mut programmes: Vec<Vec<usize>> = Vec::new();
-    for input in inputs {
-        let first = tracks.len();
-        let mut gapless = false;
-        let meta = std::fs::metadata(input).map_err(|_| IngestError::NotFound {
-            path: input.clone(),
-        })?;
-        if meta.is_dir() {
-            let json = input.join("release.json");
-            if json.is_file() {
-                let (mut found, flag) = read_release_json(&json, input)?;
-                gapless = flag;
-                tracks.append(&mut found);
-            } else {
-                let mut files = list_masters(input)?;
-                if files.is_empty() {
-                    return Err(IngestError::NoMasters {
-                        path: input.clone(),
-                    });
-                }
-                files.sort();
-                tracks.extend(files.into_iter().map(|p| track_from_path(p, None, None)));
-            }
-        } else {
-            tracks.push(track_from_path(input.clone(), None, None));
-        }
-        if gapless {
-            programmes.push((first..tracks.len()).collect());
-        } else {
-            programmes.extend((first..tracks.len()).map(|i| vec![i]));
-        }
-    }
-    if all_gapless {
-        programmes = vec![(0..tracks.len()).collect()];
-    }
-    for (i, t) in tracks.iter().enumerate() {
-        if let Some(other) = tracks[..i].iter().find(|o| o.id == t.id) {
-            return Err(IngestError::Metadata {
-                path: t.path.clone(),
-                message: format!(
-                    "track id {:?} is also the id of {:?} (give each track its own ISRC or file name)",
-                    t.id, other.path
-                ),
-            });
-        }
-    }
-    Ok(Release { tracks, programmes })
-}
-
-fn list_masters(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
+pub(crate) fn list_masters(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
     let entries = std::fs::read_dir(dir).map_err(|source| IngestError::Io {
         path: dir.to_owned(),
         source,
@@ -215,58 +224,8 @@ fn list_masters(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
     Ok(out)
 }
 
-fn read_release_json(json: &Path, dir: &Path) -> Result<(Vec<TrackSource>, bool), IngestError> {
-    let text = std::fs::read_to_string(json).map_err(|source| IngestError::Io {
-        path: json.to_owned(),
-        source,
-    })?;
-    let file: ReleaseFile = serde_json::from_str(&text).map_err(|e| IngestError::Metadata {
-        path: json.to_owned(),
-        message: e.to_string(),
-    })?;
-    if file.tracks.is_empty() {
-        return Err(IngestError::Metadata {
-            path: json.to_owned(),
-            message: "tracks is empty (list every master as {\"file\": ...})".into(),
-        });
-    }
-    let mut tracks = Vec::with_capacity(file.tracks.len());
-    for (i, t) in file.tracks.into_iter().enumerate() {
-        let path = dir.join(&t.file);
-        if !path.is_file() {
-            return Err(IngestError::Metadata {
-                path: json.to_owned(),
-                message: format!(
-                    "tracks[{i}].file {:?} does not exist in {dir:?} (fix the name or add the master)",
-                    t.file
-                ),
-            });
-        }
-        tracks.push(track_from_path(path, t.isrc, t.title));
-    }
-    Ok((tracks, file.gapless))
-}
-
-fn track_from_path(path: PathBuf, isrc: Option<String>, title: Option<String>) -> TrackSource {
-    let id = match &isrc {
-        Some(isrc) => slug(&isrc.replace('-', "")),
-        None => slug(
-            &path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        ),
-    };
-    TrackSource {
-        id,
-        path,
-        isrc,
-        title,
-    }
-}
-
 /// Lowercase ASCII letters, digits and '-' only, so an id is always a safe path component.
-fn slug(s: &str) -> String {
+pub(crate) fn slug(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {
@@ -295,7 +254,8 @@ pub struct MasterReader {
 }
 
 impl MasterReader {
-    pub fn open(path: &Path) -> Result<MasterReader, IngestError> {
+    /// Open a master; with `verify`, the decoder checks embedded checksums (FLAC's MD5).
+    pub fn open(path: &Path, verify: bool) -> Result<MasterReader, IngestError> {
         let file = File::open(path).map_err(|source| IngestError::Io {
             path: path.to_owned(),
             source,
@@ -309,6 +269,7 @@ impl MasterReader {
                 limit: limits::MAX_MASTER_BYTES,
             });
         }
+        let streaming_header = sniff_streaming_header(path);
         let mss = MediaSourceStream::new(Box::new(file), Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -385,8 +346,9 @@ impl MasterReader {
                 "{bits} bits per sample (expected 8..=32)"
             )));
         }
+        let codec = codec_name(params.codec);
         let decoder = symphonia::default::get_codecs()
-            .make_audio_decoder(&params, &AudioDecoderOptions::default())
+            .make_audio_decoder(&params, &AudioDecoderOptions::default().verify(verify))
             .map_err(|e| IngestError::Decode {
                 path: path.to_owned(),
                 message: e.to_string(),
@@ -399,6 +361,8 @@ impl MasterReader {
                 bits_per_sample: bits as u8,
                 kind,
                 declared_frames,
+                codec,
+                streaming_header,
             },
             reader,
             decoder,
@@ -472,23 +436,74 @@ impl MasterReader {
 
     fn end(&mut self) -> Result<Option<&[f32]>, IngestError> {
         if self.frames_read == 0 {
-            return Err(IngestError::Format {
+            return Err(IngestError::Empty {
                 path: self.path.clone(),
-                message: "no audio frames (the file is empty or its data chunk is missing)".into(),
             });
         }
-        if let Some(declared) = self.format.declared_frames {
-            if declared != self.frames_read {
-                return Err(IngestError::Format {
+        // A streaming header's sizes are placeholders, not a declaration.
+        match self.format.declared_frames {
+            Some(declared) if declared != self.frames_read && !self.format.streaming_header => {
+                Err(IngestError::Truncated {
                     path: self.path.clone(),
-                    message: format!(
-                        "header declares {declared} frames but {} decode (the file is truncated or its header is wrong; re-export the master)",
-                        self.frames_read
-                    ),
-                });
+                    declared,
+                    decoded: self.frames_read,
+                })
             }
+            _ => Ok(None),
         }
-        Ok(None)
+    }
+
+    /// After the last chunk: whether the embedded checksum matched (`None`: none to check).
+    pub fn verification(&mut self) -> Option<bool> {
+        self.decoder.finalize().verify_ok
+    }
+}
+
+fn codec_name(id: symphonia::core::codecs::audio::AudioCodecId) -> &'static str {
+    use symphonia::core::codecs::audio::well_known::*;
+    match id {
+        CODEC_ID_FLAC => "flac",
+        CODEC_ID_ALAC => "alac",
+        CODEC_ID_MP1 => "mp1",
+        CODEC_ID_MP2 => "mp2",
+        CODEC_ID_MP3 => "mp3",
+        CODEC_ID_AAC => "aac",
+        CODEC_ID_VORBIS => "vorbis",
+        CODEC_ID_OPUS => "opus",
+        _ => "pcm",
+    }
+}
+
+/// Whether a RIFF/WAVE or AIFF header carries the 0xFFFFFFFF sizes a streaming writer leaves
+/// (the RIFF size, or the `data` chunk's). RF64 uses 0xFFFFFFFF by design and is not flagged.
+fn sniff_streaming_header(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4096];
+    let n = File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let head = &head[..n];
+    if head.len() < 12 {
+        return false;
+    }
+    let u32le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    match &head[..4] {
+        b"RIFF" => {
+            if u32le(&head[4..8]) == u32::MAX {
+                return true;
+            }
+            let mut pos = 12;
+            while pos + 8 <= head.len() {
+                let size = u32le(&head[pos + 4..pos + 8]);
+                if &head[pos..pos + 4] == b"data" {
+                    return size == u32::MAX;
+                }
+                pos += 8 + size as usize + (size as usize & 1);
+            }
+            false
+        }
+        b"FORM" => u32::from_be_bytes([head[4], head[5], head[6], head[7]]) == u32::MAX,
+        _ => false,
     }
 }
 

@@ -1,0 +1,474 @@
+//! Validation: find the release's tracks, check `release.json`, decode every master in full
+//! once (in parallel) with the analyzer, and collect every finding.
+//!
+//! `pressing validate` prints this; `pressing run` runs it first and refuses a release with an
+//! error before encoding anything.
+
+use std::path::{Path, PathBuf};
+
+use ebur128::EbuR128;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::analysis::{album_loudness, Analyzer, Loudness};
+use super::findings::{Finding, Severity};
+use super::metadata::{self, ReleaseMetadata};
+use super::{
+    list_masters, slug, IngestError, MasterFormat, MasterReader, Release, SampleKind, TrackSource,
+};
+
+/// Delivery policy: the lowest sample rate and integer depth a master may have.
+pub const MIN_SAMPLE_RATE: u32 = 44_100;
+pub const MIN_BITS: u8 = 16;
+
+#[derive(Clone, Debug, Default)]
+pub struct ValidateOptions {
+    /// Accept lossy "masters" (MP3, AAC, Vorbis, Opus) with a warning instead of an error.
+    pub allow_lossy: bool,
+    /// Treat every input, in order, as one gapless programme.
+    pub all_gapless: bool,
+    /// A release.json to check against all the inputs, as one release (instead of each
+    /// folder's own).
+    pub metadata: Option<PathBuf>,
+}
+
+/// One master's results.
+#[derive(Clone, Debug, Serialize)]
+pub struct MasterCheck {
+    pub id: String,
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isrc: Option<String>,
+    pub codec: Option<&'static str>,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u16>,
+    pub bits_per_sample: Option<u8>,
+    pub duration_samples: u64,
+    pub loudness: Option<Loudness>,
+    /// Index into `albums`.
+    pub album: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AlbumCheck {
+    /// The input (release folder or file) the album came from.
+    pub source: String,
+    pub title: Option<String>,
+    pub loudness: Option<Loudness>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ValidationReport {
+    pub errors: usize,
+    pub warnings: usize,
+    pub tracks: Vec<MasterCheck>,
+    pub albums: Vec<AlbumCheck>,
+    pub findings: Vec<Finding>,
+}
+
+impl ValidationReport {
+    pub fn has_errors(&self) -> bool {
+        self.errors > 0
+    }
+
+    /// The track's master format, for tracks that decoded.
+    pub fn loudness_of(&self, id: &str) -> Option<(&Loudness, Option<&Loudness>)> {
+        let t = self.tracks.iter().find(|t| t.id == id)?;
+        let album = self.albums.get(t.album).and_then(|a| a.loudness.as_ref());
+        Some((t.loudness.as_ref()?, album))
+    }
+}
+
+/// Everything one master's decode pass found.
+struct Decoded {
+    format: Option<MasterFormat>,
+    frames: u64,
+    loudness: Option<Loudness>,
+    meter: Option<EbuR128>,
+    findings: Vec<Finding>,
+}
+
+/// Validate the inputs. The release is returned even when there are errors (for reporting);
+/// the pipeline uses it only when there are none.
+pub fn validate(inputs: &[PathBuf], opts: ValidateOptions) -> (Release, ValidationReport) {
+    let mut findings = Vec::new();
+    if let Some(json) = &opts.metadata {
+        return finish(
+            scan_with_metadata(json, inputs, &mut findings),
+            opts,
+            findings,
+        );
+    }
+    let mut scan = Scan::default();
+    for input in inputs {
+        let (found, meta) = scan_input(input, &mut findings);
+        scan.add(input, found, &meta);
+    }
+    finish(scan, opts, findings)
+}
+
+/// Tracks found, grouped into albums (one per input) and programmes.
+#[derive(Default)]
+struct Scan {
+    tracks: Vec<TrackSource>,
+    albums_of: Vec<usize>,
+    albums: Vec<AlbumCheck>,
+    programmes: Vec<Vec<usize>>,
+}
+
+impl Scan {
+    fn add(&mut self, source: &Path, found: Vec<TrackSource>, meta: &ReleaseMetadata) {
+        let first = self.tracks.len();
+        let album = self.albums.len();
+        self.albums.push(AlbumCheck {
+            source: source.display().to_string(),
+            title: meta.title.clone(),
+            loudness: None,
+        });
+        self.albums_of
+            .extend(std::iter::repeat_n(album, found.len()));
+        self.tracks.extend(found);
+        let range = first..self.tracks.len();
+        if meta.gapless {
+            self.programmes.push(range.collect());
+        } else {
+            self.programmes.extend(range.map(|i| vec![i]));
+        }
+    }
+}
+
+/// One release described by `json`, whose masters are the inputs (files, or folders' masters).
+fn scan_with_metadata(json: &Path, inputs: &[PathBuf], findings: &mut Vec<Finding>) -> Scan {
+    let mut scan = Scan::default();
+    let mut masters = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            match list_masters(input) {
+                Ok(mut m) => masters.append(&mut m),
+                Err(e) => findings.push(e.to_finding()),
+            }
+        } else if input.is_file() {
+            masters.push(input.clone());
+        } else {
+            findings.push(
+                IngestError::NotFound {
+                    path: input.clone(),
+                }
+                .to_finding(),
+            );
+        }
+    }
+    masters.sort();
+    let text = match std::fs::read_to_string(json) {
+        Ok(t) => t,
+        Err(source) => {
+            findings.push(
+                IngestError::Io {
+                    path: json.to_owned(),
+                    source,
+                }
+                .to_finding(),
+            );
+            return scan;
+        }
+    };
+    let dir = json.parent().unwrap_or(Path::new("."));
+    let (meta, mut found) = metadata::check_release(json, &text, dir, &masters);
+    findings.append(&mut found);
+    let tracks = meta
+        .tracks
+        .iter()
+        .filter(|t| t.file.is_file())
+        .map(|t| track(t.file.clone(), t.isrc.clone(), t.title.clone()))
+        .collect();
+    scan.add(json, tracks, &meta);
+    scan
+}
+
+fn finish(
+    scan: Scan,
+    opts: ValidateOptions,
+    mut findings: Vec<Finding>,
+) -> (Release, ValidationReport) {
+    let Scan {
+        tracks,
+        albums_of,
+        mut albums,
+        mut programmes,
+    } = scan;
+    if opts.all_gapless {
+        programmes = vec![(0..tracks.len()).collect()];
+    }
+    programmes.retain(|p| !p.is_empty());
+    for (i, t) in tracks.iter().enumerate() {
+        if let Some(other) = tracks[..i].iter().find(|o| o.id == t.id) {
+            findings.push(Finding::error(
+                "release.duplicate-id",
+                &t.path,
+                format!("track id {:?} is also the id of {:?}", t.id, other.path),
+                "give each track its own ISRC or file name",
+            ));
+        }
+    }
+
+    let decoded: Vec<Decoded> = tracks
+        .par_iter()
+        .map(|t| check_master(&t.path, &opts))
+        .collect();
+
+    for p in &programmes {
+        check_gapless(p, &tracks, &decoded, &mut findings);
+    }
+    for (a, album) in albums.iter_mut().enumerate() {
+        let meters: Vec<&EbuR128> = decoded
+            .iter()
+            .zip(&albums_of)
+            .filter(|(_, &al)| al == a)
+            .filter_map(|(d, _)| d.meter.as_ref())
+            .collect();
+        if !meters.is_empty() {
+            album.loudness = Some(album_loudness(meters.iter().copied()));
+        }
+    }
+    let mut checks = Vec::with_capacity(tracks.len());
+    for ((t, d), album) in tracks.iter().zip(decoded).zip(&albums_of) {
+        findings.extend(d.findings);
+        checks.push(MasterCheck {
+            id: t.id.clone(),
+            file: t.path.display().to_string(),
+            isrc: t.isrc.clone(),
+            codec: d.format.as_ref().map(|f| f.codec),
+            sample_rate: d.format.as_ref().map(|f| f.sample_rate),
+            channels: d.format.as_ref().map(|f| f.channels),
+            bits_per_sample: d.format.as_ref().map(|f| f.bits_per_sample),
+            duration_samples: d.frames,
+            loudness: d.loudness,
+            album: *album,
+        });
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let report = ValidationReport {
+        errors,
+        warnings: findings.len() - errors,
+        tracks: checks,
+        albums,
+        findings,
+    };
+    (Release { tracks, programmes }, report)
+}
+
+/// The tracks of one input: a master file, or a folder with or without `release.json`.
+fn scan_input(input: &Path, findings: &mut Vec<Finding>) -> (Vec<TrackSource>, ReleaseMetadata) {
+    let meta = ReleaseMetadata::default();
+    let Ok(info) = std::fs::metadata(input) else {
+        findings.push(
+            IngestError::NotFound {
+                path: input.to_owned(),
+            }
+            .to_finding(),
+        );
+        return (Vec::new(), meta);
+    };
+    if !info.is_dir() {
+        return (vec![track(input.to_owned(), None, None)], meta);
+    }
+    let masters = match list_masters(input) {
+        Ok(mut m) => {
+            m.sort();
+            m
+        }
+        Err(e) => {
+            findings.push(e.to_finding());
+            return (Vec::new(), meta);
+        }
+    };
+    let json = input.join("release.json");
+    if !json.is_file() {
+        if masters.is_empty() {
+            findings.push(
+                IngestError::NoMasters {
+                    path: input.to_owned(),
+                }
+                .to_finding(),
+            );
+        }
+        let tracks = masters.into_iter().map(|p| track(p, None, None)).collect();
+        return (tracks, meta);
+    }
+    let text = match std::fs::read_to_string(&json) {
+        Ok(t) => t,
+        Err(source) => {
+            findings.push(IngestError::Io { path: json, source }.to_finding());
+            return (Vec::new(), meta);
+        }
+    };
+    let (meta, mut found) = metadata::check_release(&json, &text, input, &masters);
+    findings.append(&mut found);
+    let tracks = meta
+        .tracks
+        .iter()
+        .filter(|t| t.file.is_file())
+        .map(|t| track(t.file.clone(), t.isrc.clone(), t.title.clone()))
+        .collect();
+    (tracks, meta)
+}
+
+fn track(path: PathBuf, isrc: Option<String>, title: Option<String>) -> TrackSource {
+    let id = match &isrc {
+        Some(isrc) => slug(isrc),
+        None => slug(
+            &path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+    };
+    TrackSource {
+        id,
+        path,
+        isrc,
+        title,
+    }
+}
+
+/// Decode one master in full with the analyzer and the format policy.
+fn check_master(path: &Path, opts: &ValidateOptions) -> Decoded {
+    let mut out = Decoded {
+        format: None,
+        frames: 0,
+        loudness: None,
+        meter: None,
+        findings: Vec::new(),
+    };
+    let mut reader = match MasterReader::open(path, true) {
+        Ok(r) => r,
+        Err(e) => {
+            out.findings.push(e.to_finding());
+            return out;
+        }
+    };
+    let f = reader.format().clone();
+    if f.is_lossy() {
+        let message = format!("{} is a lossy format: a master must be lossless", f.codec);
+        let fix = "deliver the lossless master (or run with --allow-lossy)";
+        out.findings.push(if opts.allow_lossy {
+            Finding::warning("master.lossy", path, message, fix)
+        } else {
+            Finding::error("master.lossy", path, message, fix)
+        });
+    }
+    if f.sample_rate < MIN_SAMPLE_RATE {
+        out.findings.push(Finding::error(
+            "master.sample-rate",
+            path,
+            format!(
+                "sample rate {} Hz is below the {MIN_SAMPLE_RATE} Hz policy",
+                f.sample_rate
+            ),
+            "deliver the master at 44.1 kHz or above",
+        ));
+    }
+    if f.kind == SampleKind::Int && f.bits_per_sample < MIN_BITS && !f.is_lossy() {
+        out.findings.push(Finding::error(
+            "master.bit-depth",
+            path,
+            format!(
+                "{}-bit samples are below the {MIN_BITS}-bit policy",
+                f.bits_per_sample
+            ),
+            "deliver a 16-bit or deeper master",
+        ));
+    }
+    if ![1, 2, 6, 8].contains(&f.channels) {
+        out.findings.push(Finding::warning(
+            "master.channel-layout",
+            path,
+            format!(
+                "{} channels is not mono, stereo, 5.1 or 7.1: no rung will carry it",
+                f.channels
+            ),
+            "deliver a standard layout",
+        ));
+    }
+    if f.streaming_header {
+        out.findings.push(Finding::warning(
+            "master.streaming-header",
+            path,
+            "the header's size fields are 0xFFFFFFFF (written while streaming); the audio was read to the end of the file".into(),
+            "re-save the file so its header holds the real sizes",
+        ));
+    }
+    let mut analyzer = match Analyzer::new(f.channels, f.sample_rate) {
+        Ok(a) => a,
+        Err(message) => {
+            out.findings.push(Finding::error(
+                "master.loudness",
+                path,
+                message,
+                "report this master",
+            ));
+            return out;
+        }
+    };
+    loop {
+        match reader.next_chunk() {
+            Ok(Some(chunk)) => analyzer.push(chunk),
+            Ok(None) => break,
+            Err(e) => {
+                let finding = e
+                    .to_finding()
+                    .at(format!("sample {}", reader.frames_read()));
+                out.findings.push(finding);
+                out.format = Some(f);
+                out.frames = reader.frames_read();
+                return out;
+            }
+        }
+    }
+    if reader.verification() == Some(false) {
+        out.findings.push(Finding::error(
+            "master.md5-mismatch",
+            path,
+            "the decoded audio does not match the MD5 in the FLAC STREAMINFO (the file is corrupt)"
+                .into(),
+            "re-export or re-deliver the master",
+        ));
+    }
+    out.frames = analyzer.frames();
+    let (loudness, mut found, meter) = analyzer.finish(path);
+    out.findings.append(&mut found);
+    out.loudness = Some(loudness);
+    out.meter = Some(meter);
+    out.format = Some(f);
+    out
+}
+
+fn check_gapless(
+    programme: &[usize],
+    tracks: &[TrackSource],
+    decoded: &[Decoded],
+    findings: &mut Vec<Finding>,
+) {
+    let formats: Vec<(usize, &MasterFormat)> = programme
+        .iter()
+        .filter_map(|&i| decoded[i].format.as_ref().map(|f| (i, f)))
+        .collect();
+    let Some(&(_, first)) = formats.first() else {
+        return;
+    };
+    for &(i, f) in &formats[1..] {
+        if f.sample_rate != first.sample_rate || f.channels != first.channels {
+            findings.push(
+                IngestError::GaplessMismatch {
+                    path: tracks[i].path.clone(),
+                    found: format!("{} Hz / {} ch", f.sample_rate, f.channels),
+                    expected: format!("{} Hz / {} ch", first.sample_rate, first.channels),
+                }
+                .to_finding(),
+            );
+        }
+    }
+}
