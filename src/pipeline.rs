@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::Error;
-use crate::ingest::validate::{validate, ValidateOptions, ValidationReport};
+use crate::ingest::validate::{validate, ValidateOptions};
 use crate::ingest::{MasterFormat, MasterReader, SampleKind, TrackSource};
 use crate::ladder::{Family, Ladder, Tier};
 use crate::manifest;
-use crate::package::{self, PackagedRendition, RenditionPackager};
+use crate::package::{self, LoudnessInfo, PackagedRendition, RenditionPackager};
 use crate::report::{MpdRef, PlaylistRef, RenditionReport, RunReport, TrackReport};
 use crate::transcode::{
     self, plan_renditions, Encoder, InputKind, Pcm, Quantizer, RenditionPlan, StreamResampler,
@@ -61,6 +61,7 @@ struct PlannedTrack {
     source: TrackSource,
     format: MasterFormat,
     plans: Vec<RenditionPlan>,
+    loudness: Option<LoudnessInfo>,
 }
 
 /// What a finished track hands back for manifests and the report.
@@ -91,10 +92,17 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         let format = reader.format().clone();
         let (plans, mut skip) = plan_renditions(&source.id, &format, &opts.ladder);
         skipped.append(&mut skip);
+        let loudness = validation
+            .loudness_of(&source.id)
+            .map(|(track, album)| LoudnessInfo {
+                track: track.clone(),
+                album: album.cloned(),
+            });
         planned.push(PlannedTrack {
             source: source.clone(),
             format,
             plans,
+            loudness,
         });
     }
     let programmes = &release.programmes;
@@ -120,7 +128,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         tracks.sort_by_key(|t| t.index);
         let reports = tracks
             .iter()
-            .map(|t| write_manifests(&planned[t.index], t, &staging, &validation))
+            .map(|t| write_manifests(&planned[t.index], t, &staging))
             .collect::<Result<Vec<_>, Error>>()?;
         publish_staged(&staging, &opts.out, &reports)?;
         Ok(reports)
@@ -344,7 +352,10 @@ fn run_programme(
             let max_segments =
                 package::segment_count(master_frames, master_rate, ladder.segment_seconds);
             let stream = run.encoder.stream_config();
-            let packaged = run.packager.finish(stream, presented, max_segments)?;
+            let loudness = planned[programme[run.track]].loudness.as_ref();
+            let packaged = run
+                .packager
+                .finish(stream, presented, max_segments, loudness)?;
             Ok((run.track, run.plan, packaged))
         })
         .collect::<Result<_, Error>>()?;
@@ -374,7 +385,6 @@ fn write_manifests(
     planned: &PlannedTrack,
     track: &EncodedTrack,
     staging: &Path,
-    validation: &ValidationReport,
 ) -> Result<TrackReport, Error> {
     let id = &planned.source.id;
     let dir = staging.join(id);
@@ -450,8 +460,8 @@ fn write_manifests(
         bits_per_sample: planned.format.bits_per_sample,
         duration_samples: track.frames,
         duration_seconds,
-        loudness: validation.loudness_of(id).map(|(t, _)| t.clone()),
-        album_loudness: validation.loudness_of(id).and_then(|(_, a)| a.cloned()),
+        loudness: planned.loudness.as_ref().map(|l| l.track.clone()),
+        album_loudness: planned.loudness.as_ref().and_then(|l| l.album.clone()),
         hls,
         dash,
         playlists,

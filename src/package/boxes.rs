@@ -3,8 +3,16 @@
 //! No I/O and no clocks: the same inputs give the same bytes (creation and modification times
 //! are zero). Field names follow ISO/IEC 14496-12 verbatim.
 
+use crate::ingest::analysis::Loudness;
 use crate::ladder::Codec;
 use crate::transcode::{DecoderConfig, StreamConfig};
+
+/// Loudness to describe in the init segment's `ludt` box.
+#[derive(Clone, Debug)]
+pub struct LoudnessInfo {
+    pub track: Loudness,
+    pub album: Option<Loudness>,
+}
 
 /// What the init segment describes.
 #[derive(Clone, Debug)]
@@ -19,6 +27,7 @@ pub struct TrackConfig<'a> {
     /// Bit rates for the esds (bit/s).
     pub max_bitrate: u32,
     pub avg_bitrate: u32,
+    pub loudness: Option<&'a LoudnessInfo>,
 }
 
 /// One fragment: a moof + mdat pair.
@@ -156,6 +165,9 @@ pub fn create_init_segment(track: &TrackConfig<'_>) -> Vec<u8> {
                     });
                 });
             });
+            if let Some(info) = track.loudness {
+                write_box(b, b"udta", |b| write_ludt(b, info));
+            }
         });
         write_box(b, b"mvex", |b| {
             // 8.8.2 mehd
@@ -191,6 +203,62 @@ fn write_edts(b: &mut Vec<u8>, track: &TrackConfig<'_>) {
             u16be(b, 1); // media_rate_integer
             u16be(b, 0); // media_rate_fraction
         });
+    });
+}
+
+/// ISO/IEC 14496-12 12.2.7 `ludt` with a TrackLoudnessInfo (`tlou`) and, for an album, an
+/// AlbumLoudnessInfo (`alou`); value encodings from ISO/IEC 23003-4 (as Apple's HLS authoring
+/// specification asks for audio).
+fn write_ludt(b: &mut Vec<u8>, info: &LoudnessInfo) {
+    write_box(b, b"ludt", |b| {
+        write_loudness_base(b, b"tlou", &info.track);
+        if let Some(album) = &info.album {
+            write_loudness_base(b, b"alou", album);
+        }
+    });
+}
+
+/// Measurement systems (ISO/IEC 23003-4): 1 = EBU R 128, 2 = ITU-R BS.1770-4.
+const EBU_R128: u8 = 1;
+const BS_1770_4: u8 = 2;
+/// Reliability 3: accurate (measured, not estimated).
+const ACCURATE: u8 = 3;
+
+fn write_loudness_base(b: &mut Vec<u8>, fourcc: &[u8; 4], l: &Loudness) {
+    // Peak levels: 20 - value / 32 dB, value 1..=4095 (0: not present).
+    let peak = |db: f64| -> u32 {
+        if db.is_finite() {
+            ((20.0 - db) * 32.0).round().clamp(1.0, 4095.0) as u32
+        } else {
+            0
+        }
+    };
+    let mut measurements: Vec<[u8; 3]> = Vec::new();
+    if let Some(lufs) = l.integrated_lufs {
+        // Method 1, program loudness: -57.75 + value / 4 LUFS.
+        let v = ((lufs + 57.75) * 4.0).round().clamp(0.0, 255.0) as u8;
+        measurements.push([1, v, (BS_1770_4 << 4) | ACCURATE]);
+    }
+    // Method 6, loudness range (EBU Tech 3342): value / 4 LU up to 32 LU, then 32 + (value -
+    // 128) / 2 LU.
+    let lra = l.loudness_range_lu.max(0.0);
+    let v = if lra <= 32.0 {
+        (lra * 4.0).round() as u8
+    } else {
+        (128.0 + ((lra - 32.0) * 2.0).round()).min(204.0) as u8
+    };
+    measurements.push([6, v, (EBU_R128 << 4) | ACCURATE]);
+    write_full_box(b, fourcc, 0, 0, |b| {
+        u16be(b, 0); // reserved(3) downmix_ID(7) DRC_set_ID(6): the default mix, no DRC
+        let tp_fields = (u32::from(BS_1770_4) << 4) | u32::from(ACCURATE);
+        u32be(
+            b,
+            (peak(l.sample_peak_dbfs) << 20) | (peak(l.true_peak_dbtp) << 8) | tp_fields,
+        );
+        b.push(measurements.len() as u8);
+        for m in &measurements {
+            b.extend_from_slice(m);
+        }
     });
 }
 
@@ -340,6 +408,35 @@ pub fn codecs_string(stream: &StreamConfig) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn ludt_encodes_loudness_and_peaks() {
+        let l = Loudness {
+            integrated_lufs: Some(-14.0),
+            loudness_range_lu: 5.5,
+            sample_peak_dbfs: -1.0,
+            true_peak_dbtp: -0.5,
+            replaygain_db: Some(-4.0),
+        };
+        let mut b = Vec::new();
+        write_ludt(
+            &mut b,
+            &LoudnessInfo {
+                track: l.clone(),
+                album: Some(l),
+            },
+        );
+        assert_eq!(&b[4..8], b"ludt");
+        assert_eq!(&b[12..16], b"tlou");
+        let body = &b[20..];
+        let word = u32::from_be_bytes(body[2..6].try_into().unwrap());
+        assert_eq!(word >> 20, 672); // (20 - -1.0) * 32
+        assert_eq!((word >> 8) & 0xfff, 656); // (20 - -0.5) * 32
+        assert_eq!(body[6], 2); // two measurements
+        assert_eq!(&body[7..10], &[1, 175, 0x23]); // (-14 + 57.75) * 4, BS.1770-4, accurate
+        assert_eq!(&body[10..13], &[6, 22, 0x13]); // 5.5 LU * 4, EBU R128
+        assert!(b.windows(4).any(|w| w == b"alou"));
+    }
+
     fn stream(config: DecoderConfig, codec: Codec) -> StreamConfig {
         StreamConfig {
             codec,
@@ -408,6 +505,7 @@ mod tests {
             max_sample_size: 700,
             max_bitrate: 300_000,
             avg_bitrate: 256_000,
+            loudness: None,
         };
         let a = create_init_segment(&t);
         assert_eq!(a, create_init_segment(&t));

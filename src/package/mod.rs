@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use crate::transcode::{EncodedPacket, StreamConfig};
 
-pub use boxes::{codecs_string, create_init_segment, create_media_segment, Fragment, TrackConfig};
+pub use boxes::{
+    codecs_string, create_init_segment, create_media_segment, Fragment, LoudnessInfo, TrackConfig,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
@@ -210,6 +212,7 @@ impl RenditionPackager {
         stream: StreamConfig,
         presented_samples: u64,
         max_segments: u32,
+        loudness: Option<&LoudnessInfo>,
     ) -> Result<PackagedRendition, PackageError> {
         let segmenter = std::mem::replace(&mut self.segmenter, Segmenter::new(0, 1));
         for seg in segmenter.finish(max_segments) {
@@ -241,6 +244,7 @@ impl RenditionPackager {
             max_sample_size: self.max_sample_size,
             max_bitrate: bandwidth.min(u64::from(u32::MAX)) as u32,
             avg_bitrate: average_bandwidth.min(u64::from(u32::MAX)) as u32,
+            loudness,
         });
         let init_file = "init.mp4".to_string();
         let path = self.dir.join(&init_file);
