@@ -140,6 +140,10 @@ def main(out):
     write_wav(os.path.join(d, "a.wav"), tone(3.0, rate=8000, channels=1), rate=8000,
               channels=1, bits=8)
 
+    d = case("too-many-channels", ["master.limit-channels"])
+    sox("-n", "-r", "44100", "-b", "16", "-c", "12", os.path.join(d, "a.wav"),
+        "synth", "3", "sine", "440", "vol", "0.3")
+
     d = case("lossy-mp3", ["master.lossy"])
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", good, "-c:a", "libmp3lame",
                     "-b:a", "192k", os.path.join(d, "a.mp3")], check=True)

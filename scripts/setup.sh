@@ -29,6 +29,10 @@ if ! command -v cargo >/dev/null; then
 fi
 
 if [[ "${1:-}" == "--test" ]]; then
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked --quiet
+  fi
   if [[ ! -d tests/player/node_modules/shaka-player ]] || [[ tests/player/package-lock.json -nt tests/player/node_modules ]]; then
     echo "setup: installing the player test packages (npm ci)" >&2
     (cd tests/player && npm ci --no-audit --no-fund --loglevel=error)

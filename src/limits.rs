@@ -13,3 +13,8 @@ pub const MAX_CHANNELS: u16 = 8;
 /// Sample rates a master may have.
 pub const MIN_SAMPLE_RATE: u32 = 8_000;
 pub const MAX_SAMPLE_RATE: u32 = 192_000;
+
+/// Names of the limits in messages; each has its own finding code (`master.limit-*`).
+pub const WHAT_SIZE: &str = "file size (bytes)";
+pub const WHAT_DURATION: &str = "duration (frames)";
+pub const WHAT_CHANNELS: &str = "channel count";

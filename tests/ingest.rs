@@ -33,7 +33,7 @@ fn every_bad_input_gets_its_code_and_nothing_crashes() {
         serde_json::from_str(&std::fs::read_to_string(corpus.join("expected.json")).unwrap())
             .unwrap();
     let cases = expected.as_object().unwrap();
-    assert!(cases.len() >= 17, "corpus has {} cases", cases.len());
+    assert!(cases.len() >= 18, "corpus has {} cases", cases.len());
     for (name, want) in cases {
         let dir = corpus.join(name);
         let (code, report, stderr) = validate_json(&[dir.to_str().unwrap()]);

@@ -94,7 +94,11 @@ impl IngestError {
             IngestError::Truncated { .. } => "master.truncated",
             IngestError::Empty { .. } => "master.empty",
             IngestError::Metadata { .. } => "metadata.invalid",
-            IngestError::Limit { .. } => "master.limit",
+            IngestError::Limit { what, .. } => match *what {
+                limits::WHAT_SIZE => "master.limit-size",
+                limits::WHAT_DURATION => "master.limit-duration",
+                _ => "master.limit-channels",
+            },
             IngestError::GaplessMismatch { .. } => "release.gapless-mismatch",
         }
     }
@@ -256,7 +260,7 @@ pub struct MasterReader {
 impl MasterReader {
     /// Open a master; with `verify`, the decoder checks embedded checksums (FLAC's MD5).
     pub fn open(path: &Path, verify: bool) -> Result<MasterReader, IngestError> {
-        let file = File::open(path).map_err(|source| IngestError::Io {
+        let mut file = File::open(path).map_err(|source| IngestError::Io {
             path: path.to_owned(),
             source,
         })?;
@@ -264,13 +268,39 @@ impl MasterReader {
         if size > limits::MAX_MASTER_BYTES {
             return Err(IngestError::Limit {
                 path: path.to_owned(),
-                what: "file size (bytes)",
+                what: limits::WHAT_SIZE,
                 found: size,
                 limit: limits::MAX_MASTER_BYTES,
             });
         }
-        let streaming_header = sniff_streaming_header(path);
-        let mss = MediaSourceStream::new(Box::new(file), Default::default());
+        let mut head = [0u8; 4096];
+        let n = read_head(&mut file, &mut head);
+        use std::io::Seek;
+        file.rewind().map_err(|source| IngestError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        MasterReader::from_source(path, Box::new(file), &head[..n], verify)
+    }
+
+    /// Read a master from memory (fuzzing, tests); `name` is used in messages and as a hint.
+    pub fn from_bytes(
+        name: &Path,
+        bytes: Vec<u8>,
+        verify: bool,
+    ) -> Result<MasterReader, IngestError> {
+        let head = bytes[..bytes.len().min(4096)].to_vec();
+        MasterReader::from_source(name, Box::new(std::io::Cursor::new(bytes)), &head, verify)
+    }
+
+    fn from_source(
+        path: &Path,
+        source: Box<dyn symphonia::core::io::MediaSource>,
+        head: &[u8],
+        verify: bool,
+    ) -> Result<MasterReader, IngestError> {
+        let streaming_header = is_streaming_header(head);
+        let mss = MediaSourceStream::new(source, Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
@@ -317,7 +347,7 @@ impl MasterReader {
         if channels == 0 || channels > limits::MAX_CHANNELS as usize {
             return Err(IngestError::Limit {
                 path: path.to_owned(),
-                what: "channel count",
+                what: limits::WHAT_CHANNELS,
                 found: channels as u64,
                 limit: limits::MAX_CHANNELS as u64,
             });
@@ -425,7 +455,7 @@ impl MasterReader {
             if self.frames_read > max_frames {
                 return Err(IngestError::Limit {
                     path: self.path.clone(),
-                    what: "duration (frames)",
+                    what: limits::WHAT_DURATION,
                     found: self.frames_read,
                     limit: max_frames,
                 });
@@ -474,15 +504,22 @@ fn codec_name(id: symphonia::core::codecs::audio::AudioCodecId) -> &'static str 
     }
 }
 
+/// Fill `buf` from the start of `file` as far as it goes; returns the bytes read.
+fn read_head(file: &mut File, buf: &mut [u8]) -> usize {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n
+}
+
 /// Whether a RIFF/WAVE or AIFF header carries the 0xFFFFFFFF sizes a streaming writer leaves
 /// (the RIFF size, or the `data` chunk's). RF64 uses 0xFFFFFFFF by design and is not flagged.
-fn sniff_streaming_header(path: &Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 4096];
-    let n = File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .unwrap_or(0);
-    let head = &head[..n];
+fn is_streaming_header(head: &[u8]) -> bool {
     if head.len() < 12 {
         return false;
     }
@@ -498,7 +535,7 @@ fn sniff_streaming_header(path: &Path) -> bool {
                 if &head[pos..pos + 4] == b"data" {
                     return size == u32::MAX;
                 }
-                pos += 8 + size as usize + (size as usize & 1);
+                pos = pos.saturating_add(8 + size as usize + (size as usize & 1));
             }
             false
         }
