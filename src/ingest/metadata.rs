@@ -205,8 +205,10 @@ pub fn check_isrc(s: &str) -> Result<String, String> {
             .iter()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         && b[5..].iter().all(u8::is_ascii_digit);
-    let hyphens_ok = !s.contains('-')
-        || (s.len() == 15 && &s[2..3] == "-" && &s[6..7] == "-" && &s[9..10] == "-");
+    // Bytes, not str slices: the value is untrusted and may hold multi-byte characters.
+    let raw = s.as_bytes();
+    let hyphens_ok =
+        !s.contains('-') || (raw.len() == 15 && raw[2] == b'-' && raw[6] == b'-' && raw[9] == b'-');
     if ok && hyphens_ok {
         Ok(compact)
     } else {
@@ -565,6 +567,13 @@ mod tests {
         assert!(check_isrc("US-RC1-76-0783").is_err());
         assert!(check_isrc("us-rc1-76-07839").is_err());
         assert!(check_isrc("USR-C1-76-07839").is_err());
+    }
+
+    #[test]
+    fn isrc_with_multibyte_characters_is_an_error_not_a_panic() {
+        // Found by the release_metadata fuzz target.
+        assert!(check_isrc("QZ\u{6fe}\u{26c}-26-00002").is_err());
+        assert!(check_isrc("é-ABC-26-00002").is_err());
     }
 
     #[test]
