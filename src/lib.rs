@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod package;
 pub mod pipeline;
 pub mod report;
+pub mod stats;
 pub mod transcode;
 
 pub use error::Error;

@@ -22,7 +22,8 @@ use crate::ingest::{MasterFormat, MasterReader, SampleKind, TrackSource};
 use crate::ladder::{Family, Ladder, Tier};
 use crate::manifest;
 use crate::package::{self, LoudnessInfo, PackagedRendition, RenditionPackager};
-use crate::report::{MpdRef, PlaylistRef, RenditionReport, RunReport, TrackReport};
+use crate::report::{MpdRef, PlaylistRef, RenditionReport, RunReport, RunStats, TrackReport};
+use crate::stats::{Stage, StageClock};
 use crate::transcode::{
     self, plan_renditions, Encoder, InputKind, Pcm, Quantizer, RenditionPlan, StreamResampler,
 };
@@ -74,14 +75,18 @@ struct EncodedTrack {
 /// Run the whole pipeline: ingest, transcode, package, manifests, report.
 pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, Error> {
     transcode::init();
-    let (release, validation) = validate(
-        &opts.inputs,
-        ValidateOptions {
-            allow_lossy: opts.allow_lossy,
-            all_gapless: opts.gapless,
-            metadata: None,
-        },
-    );
+    let started = std::time::Instant::now();
+    let clock = StageClock::default();
+    let (release, validation) = clock.time_process(Stage::Validate, || {
+        validate(
+            &opts.inputs,
+            ValidateOptions {
+                allow_lossy: opts.allow_lossy,
+                all_gapless: opts.gapless,
+                metadata: None,
+            },
+        )
+    });
     if validation.has_errors() {
         return Err(Error::Rejected(Box::new(validation)));
     }
@@ -121,7 +126,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         let encoded: Vec<Vec<EncodedTrack>> = pool.install(|| {
             programmes
                 .par_iter()
-                .map(|p| run_programme(&planned, p, &opts.ladder, &staging, progress))
+                .map(|p| run_programme(&planned, p, &opts.ladder, &staging, progress, &clock))
                 .collect::<Result<_, Error>>()
         })?;
         let mut tracks: Vec<EncodedTrack> = encoded.into_iter().flatten().collect();
@@ -135,7 +140,17 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
     })();
     let _ = fs::remove_dir_all(&staging);
     let tracks = result?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let audio_seconds: f64 = tracks.iter().map(|t| t.duration_seconds).sum();
+    let stats = RunStats {
+        wall_seconds,
+        audio_seconds,
+        realtime_factor: audio_seconds / wall_seconds,
+        threads: opts.jobs.unwrap_or_else(rayon::current_num_threads),
+        cpu_seconds: clock.report(),
+    };
     Ok(RunReport {
+        stats,
         warnings: validation.findings,
         ladder: opts.ladder.path.display().to_string(),
         gapless: release.is_gapless(),
@@ -155,12 +170,20 @@ struct RenditionRun {
 }
 
 impl RenditionRun {
-    fn feed(&mut self, pcm: Pcm<'_>) -> Result<(), Error> {
-        self.encoder.send(pcm)?;
-        while let Some(p) = self.encoder.receive() {
-            self.packager.push(p)?;
-        }
-        Ok(())
+    fn feed(&mut self, pcm: Pcm<'_>, clock: &StageClock) -> Result<(), Error> {
+        clock.time(Stage::Encode(self.plan.rung.codec), || {
+            self.encoder.send(pcm)
+        })?;
+        self.drain(clock)
+    }
+
+    fn drain(&mut self, clock: &StageClock) -> Result<(), Error> {
+        clock.time(Stage::Package, || {
+            while let Some(p) = self.encoder.receive() {
+                self.packager.push(p)?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -180,6 +203,7 @@ fn run_programme(
     ladder: &Ladder,
     staging: &Path,
     progress: &dyn ProgressSink,
+    clock: &StageClock,
 ) -> Result<Vec<EncodedTrack>, Error> {
     let first = &planned[programme[0]].format;
     let master_rate = first.sample_rate;
@@ -255,6 +279,7 @@ fn run_programme(
     let mut done = false;
     while !done {
         chunk.clear();
+        let decoding = cpu_time::ThreadTime::try_now().ok();
         while chunk.len() < CHUNK_FRAMES * channels as usize {
             match reader.next_chunk()? {
                 Some(samples) => chunk.extend_from_slice(samples),
@@ -273,6 +298,9 @@ fn run_programme(
                 }
             }
         }
+        if let Some(t) = decoding {
+            clock.add(Stage::Decode, t.elapsed());
+        }
         if !done {
             progress.track_advanced(&planned[programme[slot]].source.id, reader.frames_read());
         }
@@ -283,14 +311,19 @@ fn run_programme(
             .try_for_each(|(_, st)| -> Result<(), Error> {
                 st.position += (st.float_out.len() / channels as usize) as u64;
                 st.float_out.clear();
-                st.resampler.process(&chunk, &mut st.float_out)?;
-                if done {
-                    st.resampler.finish(&mut st.float_out)?;
-                }
-                for (q, out) in st.quantizers.iter_mut().zip(st.int_out.iter_mut()) {
-                    out.clear();
-                    q.process(&st.float_out, out);
-                }
+                clock.time(Stage::Resample, || -> Result<(), Error> {
+                    st.resampler.process(&chunk, &mut st.float_out)?;
+                    if done {
+                        st.resampler.finish(&mut st.float_out)?;
+                    }
+                    Ok(())
+                })?;
+                clock.time(Stage::Quantize, || {
+                    for (q, out) in st.quantizers.iter_mut().zip(st.int_out.iter_mut()) {
+                        out.clear();
+                        q.process(&st.float_out, out);
+                    }
+                });
                 Ok(())
             })?;
 
@@ -323,14 +356,14 @@ fn run_programme(
                     (to - st.position) as usize * ch,
                 );
                 match run.input {
-                    InputKind::Float => run.feed(Pcm::F32(&st.float_out[a..b])),
+                    InputKind::Float => run.feed(Pcm::F32(&st.float_out[a..b]), clock),
                     InputKind::Int { bits } => {
                         let q = st
                             .quantizers
                             .iter()
                             .position(|q| q.bits() == bits)
                             .expect("a quantizer exists for every integer depth");
-                        run.feed(Pcm::I32(&st.int_out[q][a..b]))
+                        run.feed(Pcm::I32(&st.int_out[q][a..b]), clock)
                     }
                 }
             })?;
@@ -341,10 +374,8 @@ fn run_programme(
     let finished: Vec<(usize, RenditionPlan, PackagedRendition)> = runs
         .into_par_iter()
         .map(|mut run| -> Result<_, Error> {
-            run.encoder.finish()?;
-            while let Some(p) = run.encoder.receive() {
-                run.packager.push(p)?;
-            }
+            clock.time(Stage::Encode(run.plan.rung.codec), || run.encoder.finish())?;
+            run.drain(clock)?;
             let rate = run.plan.sample_rate;
             let scale = |f: u64| transcode::scale_frames(f, master_rate, rate);
             let presented = scale(starts[run.track + 1]) - scale(starts[run.track]);
@@ -353,9 +384,10 @@ fn run_programme(
                 package::segment_count(master_frames, master_rate, ladder.segment_seconds);
             let stream = run.encoder.stream_config();
             let loudness = planned[programme[run.track]].loudness.as_ref();
-            let packaged = run
-                .packager
-                .finish(stream, presented, max_segments, loudness)?;
+            let packaged = clock.time(Stage::Package, || {
+                run.packager
+                    .finish(stream, presented, max_segments, loudness)
+            })?;
             Ok((run.track, run.plan, packaged))
         })
         .collect::<Result<_, Error>>()?;

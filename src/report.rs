@@ -7,7 +7,20 @@ use serde::Serialize;
 use crate::ingest::analysis::Loudness;
 use crate::ingest::findings::Finding;
 use crate::ladder::{Codec, Family, Tier};
+use crate::stats::StageSeconds;
 use crate::transcode::Skipped;
+
+/// How long the run took and where the CPU time went.
+#[derive(Debug, Serialize)]
+pub struct RunStats {
+    pub wall_seconds: f64,
+    /// Seconds of master audio pressed.
+    pub audio_seconds: f64,
+    /// Audio seconds per wall second.
+    pub realtime_factor: f64,
+    pub threads: usize,
+    pub cpu_seconds: StageSeconds,
+}
 
 #[derive(Debug, Serialize)]
 pub struct RunReport {
@@ -18,6 +31,8 @@ pub struct RunReport {
     pub skipped: Vec<Skipped>,
     /// Ingest warnings (a release with errors is refused before this report exists).
     pub warnings: Vec<Finding>,
+    /// Timing; the only part of the report that differs between identical runs.
+    pub stats: RunStats,
 }
 
 #[derive(Debug, Serialize)]

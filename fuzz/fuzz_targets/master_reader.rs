@@ -8,7 +8,8 @@ use pressing::ingest::analysis::Analyzer;
 use pressing::ingest::MasterReader;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut reader) = MasterReader::from_bytes(Path::new("fuzz.wav"), data.to_vec(), true) else {
+    let Ok(mut reader) = MasterReader::from_bytes(Path::new("fuzz.wav"), data.to_vec(), true)
+    else {
         return;
     };
     let format = reader.format().clone();

@@ -8,5 +8,10 @@ use pressing::ingest::metadata::check_release;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let _ = check_release(Path::new("release.json"), &text, Path::new("/nonexistent"), &[]);
+    let _ = check_release(
+        Path::new("release.json"),
+        &text,
+        Path::new("/nonexistent"),
+        &[],
+    );
 });

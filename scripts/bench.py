@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""End-to-end throughput: pressing against the FFmpeg CLI on the same master and ladder.
+
+  scripts/bench.py [--ci] [--seconds S] [--runs N] [--memory MINUTES,...] [--out FILE]
+
+Generates (and caches under target/bench/) a 24-bit / 96 kHz stereo master of S seconds
+(default 242, as in issue 4; --ci uses 60 and 2 runs), then runs, interleaved N times:
+  - pressing run --ladder ladders/bench.toml (5 AAC-LC, 3 Opus, 2 FLAC rungs);
+  - one FFmpeg CLI process encoding the same rungs and writing DASH + HLS
+    (-f dash -hls_playlist 1).
+Prints and writes JSON: audio seconds, wall seconds (median), realtime factor, CPU seconds
+and utilisation, peak RSS, pressing's per-stage CPU seconds, the throughput ratio, and the
+machine limit check (wall vs. per-stage CPU / cores). With --ci, exits 1 when a threshold in
+benches/threshold.toml is missed. --memory presses masters of the given lengths (minutes) once
+each and reports peak RSS, to show memory stays flat.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import tomllib
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+BENCH = os.path.join(ROOT, "target", "bench")
+PRESSING = os.path.join(ROOT, "target", "release", "pressing")
+
+# The bench ladder, as FFmpeg CLI stream options: (codec args, rate).
+FFMPEG_RUNGS = [
+    (["aac", "-b:a:{i}", "256k"], 44100),
+    (["aac", "-b:a:{i}", "192k"], 44100),
+    (["aac", "-b:a:{i}", "160k"], 44100),
+    (["aac", "-b:a:{i}", "128k"], 44100),
+    (["aac", "-b:a:{i}", "96k"], 44100),
+    (["libopus", "-b:a:{i}", "160k"], 48000),
+    (["libopus", "-b:a:{i}", "128k"], 48000),
+    (["libopus", "-b:a:{i}", "96k"], 48000),
+    (["flac", "-sample_fmt:a:{i}", "s16"], 44100),
+    (["flac", "-sample_fmt:a:{i}", "s32"], None),
+]
+
+
+def master(seconds):
+    """A music-like 24/96 stereo master: a slow sweep and tones over pink noise."""
+    os.makedirs(BENCH, exist_ok=True)
+    path = os.path.join(BENCH, f"master-{seconds}s.flac")
+    if not os.path.exists(path):
+        tmp = path + ".tmp.flac"
+        subprocess.run(
+            ["sox", "-n", "-r", "96000", "-b", "24", "-c", "2", tmp, "synth", str(seconds),
+             "sine", "100-4000", "pinknoise", "tremolo", "3", "40", "vol", "0.35"],
+            check=True)
+        os.replace(tmp, path)
+    return path
+
+
+def measure(cmd):
+    """Run cmd; returns (wall seconds, CPU seconds, peak RSS in MB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"bench: {cmd[0]} failed:\n{err}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
+
+
+def pressing_cmd(src, out):
+    return [PRESSING, "run", "--ladder", os.path.join(ROOT, "ladders/bench.toml"),
+            "--out", out, src]
+
+
+def ffmpeg_cmd(src, out):
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", src]
+    for _ in FFMPEG_RUNGS:
+        cmd += ["-map", "0:a"]
+    for i, (args, rate) in enumerate(FFMPEG_RUNGS):
+        cmd += [f"-c:a:{i}", args[0]] + [a.format(i=i) for a in args[1:]]
+        if rate:
+            cmd += [f"-ar:a:{i}", str(rate)]
+    cmd += ["-strict", "-2", "-f", "dash", "-seg_duration", "6", "-hls_playlist", "1",
+            "-adaptation_sets", "id=0,streams=0,1,2,3,4 id=1,streams=5,6,7 id=2,streams=8,9",
+            os.path.join(out, "manifest.mpd")]
+    return cmd
+
+
+def run_pair(src, runs):
+    results = {"pressing": [], "ffmpeg": []}
+    stages = None
+    for _ in range(runs):
+        for tool in ("pressing", "ffmpeg"):
+            out = os.path.join(BENCH, "out-" + tool)
+            shutil.rmtree(out, ignore_errors=True)
+            os.makedirs(out)
+            cmd = pressing_cmd(src, out) if tool == "pressing" else ffmpeg_cmd(src, out)
+            results[tool].append(measure(cmd))
+            if tool == "pressing":
+                with open(os.path.join(out, "report.json")) as f:
+                    stages = json.load(f)["stats"]["cpu_seconds"]
+    return results, stages
+
+
+def summary(samples, audio, cores):
+    wall = statistics.median(s[0] for s in samples)
+    cpu = statistics.median(s[1] for s in samples)
+    return {
+        "wall_seconds": round(wall, 3),
+        "realtime_factor": round(audio / wall, 2),
+        "cpu_seconds": round(cpu, 3),
+        "cpu_utilisation": round(cpu / wall / cores, 3),
+        "peak_rss_mb": round(max(s[2] for s in samples), 1),
+        "runs": [[round(x, 3) for x in s] for s in samples],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ci", action="store_true")
+    ap.add_argument("--seconds", type=int)
+    ap.add_argument("--runs", type=int)
+    ap.add_argument("--memory", help="comma-separated master lengths in minutes")
+    ap.add_argument("--out", default=os.path.join(BENCH, "bench.json"))
+    args = ap.parse_args()
+    seconds = args.seconds or (60 if args.ci else 242)
+    runs = args.runs or (2 if args.ci else 3)
+    cores = os.cpu_count()
+
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
+    src = master(seconds)
+    results, stages = run_pair(src, runs)
+    ours = summary(results["pressing"], seconds, cores)
+    theirs = summary(results["ffmpeg"], seconds, cores)
+    ratio = theirs["wall_seconds"] / ours["wall_seconds"]
+    limit = stages["total"] / cores
+    report = {
+        "method": "median of interleaved runs, one process each, same master and ladder",
+        "machine": {"cores": cores},
+        "master": {"seconds": seconds, "format": "FLAC 24-bit 96 kHz stereo"},
+        "ladder": "ladders/bench.toml (5 AAC-LC, 3 Opus, 2 FLAC)",
+        "pressing": ours,
+        "pressing_stage_cpu_seconds": stages,
+        "ffmpeg_cli": theirs,
+        "ratio_vs_ffmpeg": round(ratio, 2),
+        "machine_limit_seconds": round(limit, 3),
+        "wall_over_machine_limit": round(ours["wall_seconds"] / limit, 3),
+    }
+    if args.memory:
+        report["memory"] = []
+        for minutes in [int(m) for m in args.memory.split(",")]:
+            src = master(minutes * 60)
+            out = os.path.join(BENCH, "out-memory")
+            shutil.rmtree(out, ignore_errors=True)
+            wall, cpu, rss = measure(pressing_cmd(src, out))
+            report["memory"].append({"minutes": minutes, "peak_rss_mb": round(rss, 1),
+                                     "wall_seconds": round(wall, 1)})
+    text = json.dumps(report, indent=2)
+    print(text)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text + "\n")
+    if args.ci:
+        with open(os.path.join(ROOT, "benches", "threshold.toml"), "rb") as f:
+            t = tomllib.load(f)
+        failed = []
+        if ratio < t["min_ratio_vs_ffmpeg"]:
+            failed.append(f"ratio {ratio:.2f} < {t['min_ratio_vs_ffmpeg']}")
+        if ours["wall_seconds"] / limit > t["max_wall_over_cpu_limit"]:
+            failed.append(f"wall/limit {ours['wall_seconds'] / limit:.3f} > {t['max_wall_over_cpu_limit']}")
+        if failed:
+            print("bench: FAILED: " + "; ".join(failed), file=sys.stderr)
+            return 1
+        print("bench: ok", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
