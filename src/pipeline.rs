@@ -187,14 +187,167 @@ impl RenditionRun {
     }
 }
 
-/// The signal at one output rate: resampled floats, plus integer versions per bit depth.
+/// The signal chain to one output rate: a resampler and a quantizer per integer depth.
 struct RateStage {
+    rate: u32,
     resampler: StreamResampler,
     quantizers: Vec<Quantizer>,
-    float_out: Vec<f32>,
-    int_out: Vec<Vec<i32>>,
-    /// Output frames emitted before the current chunk.
+    /// Output frames emitted so far.
     position: u64,
+}
+
+/// One chunk of the programme at one output rate, ready for the encoders.
+struct RateChunk {
+    rate: u32,
+    /// Output frame of the programme where this chunk starts.
+    position: u64,
+    float: Vec<f32>,
+    /// (bits, samples) per integer depth.
+    ints: Vec<(u8, Vec<i32>)>,
+}
+
+/// A chunk for every output rate, and the track boundaries known when it was made.
+struct Prepared {
+    rates: Vec<RateChunk>,
+    ends: Vec<u64>,
+    channels: usize,
+}
+
+/// Decodes the programme's masters in order and runs the signal chain, a chunk at a time.
+struct Producer<'a> {
+    planned: &'a [PlannedTrack],
+    programme: &'a [usize],
+    channels: usize,
+    reader: MasterReader,
+    slot: usize,
+    frames_before: u64,
+    /// Track boundaries in master frames, known as each master ends.
+    ends: Vec<u64>,
+    stages: Vec<RateStage>,
+    done: bool,
+}
+
+impl Producer<'_> {
+    fn next(
+        &mut self,
+        progress: &dyn ProgressSink,
+        clock: &StageClock,
+    ) -> Result<Option<Prepared>, Error> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut chunk: Vec<f32> = Vec::with_capacity(CHUNK_FRAMES * self.channels * 2);
+        let decoding = cpu_time::ThreadTime::try_now().ok();
+        while chunk.len() < CHUNK_FRAMES * self.channels {
+            match self.reader.next_chunk()? {
+                Some(samples) => chunk.extend_from_slice(samples),
+                None => {
+                    self.frames_before += self.reader.frames_read();
+                    self.ends.push(self.frames_before);
+                    progress.track_finished(&self.planned[self.programme[self.slot]].source.id);
+                    self.slot += 1;
+                    if self.slot == self.programme.len() {
+                        self.done = true;
+                        break;
+                    }
+                    let next = &self.planned[self.programme[self.slot]];
+                    self.reader = MasterReader::open(&next.source.path, false)?;
+                    progress.track_started(&next.source.id, self.reader.format().declared_frames);
+                }
+            }
+        }
+        if let Some(t) = decoding {
+            clock.add(Stage::Decode, t.elapsed());
+        }
+        if !self.done {
+            let id = &self.planned[self.programme[self.slot]].source.id;
+            progress.track_advanced(id, self.reader.frames_read());
+        }
+        let (channels, done) = (self.channels, self.done);
+        let rates = self
+            .stages
+            .par_iter_mut()
+            .map(|st| -> Result<RateChunk, Error> {
+                let mut float = Vec::new();
+                clock.time(Stage::Resample, || -> Result<(), Error> {
+                    st.resampler.process(&chunk, &mut float)?;
+                    if done {
+                        st.resampler.finish(&mut float)?;
+                    }
+                    Ok(())
+                })?;
+                let ints = clock.time(Stage::Quantize, || {
+                    st.quantizers
+                        .iter_mut()
+                        .map(|q| {
+                            let mut out = Vec::with_capacity(float.len());
+                            q.process(&float, &mut out);
+                            (q.bits(), out)
+                        })
+                        .collect()
+                });
+                let position = st.position;
+                st.position += (float.len() / channels) as u64;
+                Ok(RateChunk {
+                    rate: st.rate,
+                    position,
+                    float,
+                    ints,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Some(Prepared {
+            rates,
+            ends: self.ends.clone(),
+            channels,
+        }))
+    }
+}
+
+/// Feed a rendition its track's part of a prepared chunk.
+fn route(
+    run: &mut RenditionRun,
+    chunk: &Prepared,
+    master_rate: u32,
+    clock: &StageClock,
+) -> Result<(), Error> {
+    let rc = chunk
+        .rates
+        .iter()
+        .find(|r| r.rate == run.plan.sample_rate)
+        .expect("a stage exists for every rendition rate");
+    let ch = chunk.channels;
+    let scale = |f: u64| transcode::scale_frames(f, master_rate, rc.rate);
+    let start = match run.track {
+        0 => 0,
+        // The previous track has not ended yet, so none of this output is ours.
+        t => match chunk.ends.get(t - 1) {
+            Some(&e) => scale(e),
+            None => return Ok(()),
+        },
+    };
+    let end = chunk.ends.get(run.track).map_or(u64::MAX, |&e| scale(e));
+    let len = (rc.float.len() / ch) as u64;
+    let from = start.max(rc.position).min(rc.position + len);
+    let to = end.min(rc.position + len).max(from);
+    if from == to {
+        return Ok(());
+    }
+    let (a, b) = (
+        (from - rc.position) as usize * ch,
+        (to - rc.position) as usize * ch,
+    );
+    match run.input {
+        InputKind::Float => run.feed(Pcm::F32(&rc.float[a..b]), clock),
+        InputKind::Int { bits } => {
+            let (_, samples) = rc
+                .ints
+                .iter()
+                .find(|(b, _)| *b == bits)
+                .expect("a quantizer exists for every integer depth");
+            run.feed(Pcm::I32(&samples[a..b]), clock)
+        }
+    }
 }
 
 fn run_programme(
@@ -248,126 +401,50 @@ fn run_programme(
             }
         }
     }
-    let mut stages: Vec<(u32, RateStage)> = Vec::new();
+    let mut stages = Vec::new();
     for (&rate, depths) in &rates {
         let resampled = rate != master_rate;
-        stages.push((
+        stages.push(RateStage {
             rate,
-            RateStage {
-                resampler: StreamResampler::new(master_rate, rate, channels)?,
-                quantizers: depths
-                    .iter()
-                    .map(|&bits| Quantizer::new(bits, resampled || master_bits > bits))
-                    .collect(),
-                float_out: Vec::new(),
-                int_out: vec![Vec::new(); depths.len()],
-                position: 0,
-            },
-        ));
+            resampler: StreamResampler::new(master_rate, rate, channels)?,
+            quantizers: depths
+                .iter()
+                .map(|&bits| Quantizer::new(bits, resampled || master_bits > bits))
+                .collect(),
+            position: 0,
+        });
     }
-
-    // Track boundaries in master frames, known as each master ends.
-    let mut ends: Vec<u64> = Vec::with_capacity(programme.len());
-    let mut frames_before = 0u64;
-    let mut slot = 0usize;
-    let mut reader = MasterReader::open(&planned[programme[0]].source.path, false)?;
+    let mut producer = Producer {
+        planned,
+        programme,
+        channels: channels as usize,
+        reader: MasterReader::open(&planned[programme[0]].source.path, false)?,
+        slot: 0,
+        frames_before: 0,
+        ends: Vec::with_capacity(programme.len()),
+        stages,
+        done: false,
+    };
     progress.track_started(
         &planned[programme[0]].source.id,
-        reader.format().declared_frames,
+        producer.reader.format().declared_frames,
     );
-    let mut chunk: Vec<f32> = Vec::with_capacity(CHUNK_FRAMES * channels as usize * 2);
-    let mut done = false;
-    while !done {
-        chunk.clear();
-        let decoding = cpu_time::ThreadTime::try_now().ok();
-        while chunk.len() < CHUNK_FRAMES * channels as usize {
-            match reader.next_chunk()? {
-                Some(samples) => chunk.extend_from_slice(samples),
-                None => {
-                    frames_before += reader.frames_read();
-                    ends.push(frames_before);
-                    progress.track_finished(&planned[programme[slot]].source.id);
-                    slot += 1;
-                    if slot == programme.len() {
-                        done = true;
-                        break;
-                    }
-                    let next = &planned[programme[slot]];
-                    reader = MasterReader::open(&next.source.path, false)?;
-                    progress.track_started(&next.source.id, reader.format().declared_frames);
-                }
-            }
-        }
-        if let Some(t) = decoding {
-            clock.add(Stage::Decode, t.elapsed());
-        }
-        if !done {
-            progress.track_advanced(&planned[programme[slot]].source.id, reader.frames_read());
-        }
 
-        // Resample per rate, then requantize per depth.
-        stages
-            .par_iter_mut()
-            .try_for_each(|(_, st)| -> Result<(), Error> {
-                st.position += (st.float_out.len() / channels as usize) as u64;
-                st.float_out.clear();
-                clock.time(Stage::Resample, || -> Result<(), Error> {
-                    st.resampler.process(&chunk, &mut st.float_out)?;
-                    if done {
-                        st.resampler.finish(&mut st.float_out)?;
-                    }
-                    Ok(())
-                })?;
-                clock.time(Stage::Quantize, || {
-                    for (q, out) in st.quantizers.iter_mut().zip(st.int_out.iter_mut()) {
-                        out.clear();
-                        q.process(&st.float_out, out);
-                    }
-                });
-                Ok(())
-            })?;
-
-        // Route each rendition its track's part of this chunk's output.
-        runs.par_iter_mut()
-            .try_for_each(|run| -> Result<(), Error> {
-                let (rate, st) = stages
-                    .iter()
-                    .find(|(r, _)| *r == run.plan.sample_rate)
-                    .expect("a stage exists for every rendition rate");
-                let ch = channels as usize;
-                let scale = |f: u64| transcode::scale_frames(f, master_rate, *rate);
-                let start = match run.track {
-                    0 => 0,
-                    // The previous track has not ended yet, so none of this output is ours.
-                    t => match ends.get(t - 1) {
-                        Some(&e) => scale(e),
-                        None => return Ok(()),
-                    },
-                };
-                let end = ends.get(run.track).map_or(u64::MAX, |&e| scale(e));
-                let len = (st.float_out.len() / ch) as u64;
-                let from = start.max(st.position).min(st.position + len);
-                let to = end.min(st.position + len).max(from);
-                if from == to {
-                    return Ok(());
-                }
-                let (a, b) = (
-                    (from - st.position) as usize * ch,
-                    (to - st.position) as usize * ch,
-                );
-                match run.input {
-                    InputKind::Float => run.feed(Pcm::F32(&st.float_out[a..b]), clock),
-                    InputKind::Int { bits } => {
-                        let q = st
-                            .quantizers
-                            .iter()
-                            .position(|q| q.bits() == bits)
-                            .expect("a quantizer exists for every integer depth");
-                        run.feed(Pcm::I32(&st.int_out[q][a..b]), clock)
-                    }
-                }
-            })?;
+    // Double-buffered: the producer decodes, resamples and dithers chunk k+1 while every
+    // rendition encodes chunk k, so the serial front of the chain is off the critical path.
+    let mut current = producer.next(progress, clock)?;
+    while let Some(chunk) = current {
+        let (next, encoded) = rayon::join(
+            || producer.next(progress, clock),
+            || {
+                runs.par_iter_mut()
+                    .try_for_each(|run| route(run, &chunk, master_rate, clock))
+            },
+        );
+        encoded?;
+        current = next?;
     }
+    let ends = producer.ends;
 
     // Flush encoders and write the last segments and init segments.
     let starts: Vec<u64> = std::iter::once(0).chain(ends.iter().copied()).collect();
