@@ -4,7 +4,7 @@
   scripts/bench.py [--ci] [--seconds S] [--runs N] [--memory MINUTES,...] [--out FILE]
 
 Generates (and caches under target/bench/) a 24-bit / 96 kHz stereo master of S seconds
-(default 242, as in issue 4; --ci uses 60 and 2 runs), then runs, interleaved N times:
+(default 242, as in issue 4; --ci uses 180 s and 2 runs, under two minutes), then runs, interleaved N times:
   - pressing run --ladder ladders/bench.toml (5 AAC-LC, 3 Opus, 2 FLAC rungs);
   - one FFmpeg CLI process encoding the same rungs and writing DASH + HLS
     (-f dash -hls_playlist 1).
@@ -125,7 +125,7 @@ def main():
     ap.add_argument("--memory", help="comma-separated master lengths in minutes")
     ap.add_argument("--out", default=os.path.join(BENCH, "bench.json"))
     args = ap.parse_args()
-    seconds = args.seconds or (60 if args.ci else 242)
+    seconds = args.seconds or (180 if args.ci else 242)
     runs = args.runs or (2 if args.ci else 3)
     cores = os.cpu_count()
 

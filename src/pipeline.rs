@@ -28,8 +28,9 @@ use crate::transcode::{
     self, plan_renditions, Encoder, InputKind, Pcm, Quantizer, RenditionPlan, StreamResampler,
 };
 
-/// Frames of master audio processed per step (about one second at 44.1 kHz).
-const CHUNK_FRAMES: usize = 48_000;
+/// Seconds of master audio processed per step: long enough that the per-step join costs
+/// little, short enough that memory stays small (about 1.5 MB per output rate at 192 kHz).
+const CHUNK_SECONDS: usize = 1;
 
 /// Temporary folder under the output folder; tracks move into place only when all succeed.
 const STAGING_DIR: &str = ".pressing-staging";
@@ -236,9 +237,10 @@ impl Producer<'_> {
         if self.done {
             return Ok(None);
         }
-        let mut chunk: Vec<f32> = Vec::with_capacity(CHUNK_FRAMES * self.channels * 2);
+        let frames = CHUNK_SECONDS * self.reader.format().sample_rate as usize;
+        let mut chunk: Vec<f32> = Vec::with_capacity((frames + 8192) * self.channels);
         let decoding = cpu_time::ThreadTime::try_now().ok();
-        while chunk.len() < CHUNK_FRAMES * self.channels {
+        while chunk.len() < frames * self.channels {
             match self.reader.next_chunk()? {
                 Some(samples) => chunk.extend_from_slice(samples),
                 None => {
