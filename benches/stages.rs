@@ -1,14 +1,19 @@
-//! Per-stage benchmarks: resampling per rate pair, each encoder per rung of the default
-//! ladder, and box writing. Ids carry their parameters: `encode/aac-lc/256k/44100/2ch`.
+//! Per-stage benchmarks: decoding, resampling per rate pair, each encoder per rung of the
+//! default ladder, box writing and manifest writing. Ids carry their parameters:
+//! `encode/aac-lc/256k/44100/2ch`.
 //! Run with `cargo bench --bench stages`; `cargo test --all-targets` runs each once.
 
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pressing::ladder::{Codec, Ladder};
-use pressing::package::{create_media_segment, Fragment};
-use pressing::transcode::{self, open_encoder, Pcm, Quantizer, RenditionPlan, StreamResampler};
+use pressing::ingest::MasterReader;
+use pressing::ladder::{Codec, Family, Ladder};
+use pressing::manifest;
+use pressing::package::{create_media_segment, Fragment, PackagedRendition, SegmentInfo};
+use pressing::transcode::{
+    self, open_encoder, DecoderConfig, Pcm, Quantizer, RenditionPlan, StreamConfig, StreamResampler,
+};
 
 /// One second of a stereo two-tone signal at `rate`, interleaved.
 fn signal(rate: u32) -> Vec<f32> {
@@ -20,6 +25,40 @@ fn signal(rate: u32) -> Vec<f32> {
             [v, v * 0.9]
         })
         .collect()
+}
+
+fn decode(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut g = c.benchmark_group("decode");
+    for (name, file, rate) in [
+        (
+            "flac/24bit/96000/2ch",
+            "fixtures/album/02-hires.flac",
+            96000u64,
+        ),
+        (
+            "wav/16bit/44100/2ch",
+            "fixtures/album/01-cd-stereo.wav",
+            44100,
+        ),
+    ] {
+        let bytes = std::fs::read(root.join(file)).unwrap();
+        let probe = MasterReader::from_bytes(Path::new(file), bytes.clone(), false).unwrap();
+        let frames = probe.format().declared_frames.unwrap_or(rate);
+        g.throughput(Throughput::Elements(frames));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut r =
+                    MasterReader::from_bytes(Path::new(file), bytes.clone(), false).unwrap();
+                let mut n = 0;
+                while let Some(chunk) = r.next_chunk().unwrap() {
+                    n += chunk.len();
+                }
+                n
+            })
+        });
+    }
+    g.finish();
 }
 
 fn resample(c: &mut Criterion) {
@@ -120,5 +159,50 @@ fn boxes(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, resample, encode, boxes);
+fn manifests(c: &mut Criterion) {
+    // A 4-minute track: 40 segments of 6 s per rendition, 9 renditions.
+    let stream = StreamConfig {
+        codec: Codec::AacLc,
+        sample_rate: 44100,
+        channels: 2,
+        bits_per_sample: None,
+        priming: 2048,
+        config: DecoderConfig::Aac {
+            audio_specific_config: vec![0x12, 0x10],
+        },
+    };
+    let renditions: Vec<PackagedRendition> = (0..9)
+        .map(|i| PackagedRendition {
+            id: format!("r{i}"),
+            stream: stream.clone(),
+            codecs: "mp4a.40.2".into(),
+            init_file: "init.mp4".into(),
+            segments: (0..40)
+                .map(|n| SegmentInfo {
+                    number: n + 1,
+                    file: format!("seg-{:05}.m4s", n + 1),
+                    start: u64::from(n) * 264_192,
+                    duration: 264_192,
+                    bytes: 190_000,
+                })
+                .collect(),
+            presented_samples: 40 * 264_192 - 4096,
+            media_duration: 40 * 264_192,
+            bandwidth: 256_000,
+            average_bandwidth: 250_000,
+        })
+        .collect();
+    let refs: Vec<&PackagedRendition> = renditions.iter().collect();
+    c.bench_function("manifest/hls/media/40seg", |b| {
+        b.iter(|| manifest::create_media_playlist(black_box(&renditions[0])))
+    });
+    c.bench_function("manifest/hls/multivariant/9var", |b| {
+        b.iter(|| manifest::create_multivariant_playlist(black_box(&refs)))
+    });
+    c.bench_function("manifest/dash/9rep/40seg", |b| {
+        b.iter(|| manifest::create_mpd(240.0, black_box(&[(Family::Aac, refs.clone())])))
+    });
+}
+
+criterion_group!(benches, decode, resample, encode, boxes, manifests);
 criterion_main!(benches);

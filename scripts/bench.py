@@ -57,10 +57,31 @@ def master(seconds):
     return path
 
 
-def measure(cmd):
-    """Run cmd; returns (wall seconds, CPU seconds, peak RSS in MB)."""
+def cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def measure(cmd, timeline=None):
+    """Run cmd; returns (wall seconds, CPU seconds, peak RSS in MB). With a list as
+    `timeline`, appends the cores in use over each 0.25 s while it runs."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if timeline is not None:
+        hz = os.sysconf("SC_CLK_TCK")
+        last, last_t = cpu_ticks(proc.pid) or 0, time.perf_counter()
+        while proc.poll() is None:
+            time.sleep(0.25)
+            ticks, now = cpu_ticks(proc.pid), time.perf_counter()
+            if ticks is None:
+                break
+            timeline.append(round((ticks - last) / hz / (now - last_t), 2))
+            last, last_t = ticks, now
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode(errors="replace")
@@ -123,6 +144,8 @@ def main():
     ap.add_argument("--seconds", type=int)
     ap.add_argument("--runs", type=int)
     ap.add_argument("--memory", help="comma-separated master lengths in minutes")
+    ap.add_argument("--album", type=int, metavar="TRACKS",
+                    help="also press an album of TRACKS 20 s masters and sample CPU use")
     ap.add_argument("--out", default=os.path.join(BENCH, "bench.json"))
     args = ap.parse_args()
     seconds = args.seconds or (180 if args.ci else 242)
@@ -157,6 +180,31 @@ def main():
             wall, cpu, rss = measure(pressing_cmd(src, out))
             report["memory"].append({"minutes": minutes, "peak_rss_mb": round(rss, 1),
                                      "wall_seconds": round(wall, 1)})
+    if args.album:
+        folder = os.path.join(BENCH, f"album-{args.album}")
+        os.makedirs(folder, exist_ok=True)
+        for n in range(args.album):
+            path = os.path.join(folder, f"{n + 1:02d}.flac")
+            if not os.path.exists(path):
+                subprocess.run(
+                    ["sox", "-n", "-r", "96000", "-b", "24", "-c", "2", path, "synth", "20",
+                     "sine", f"{100 + 37 * n}-{3000 + 101 * n}", "pinknoise", "tremolo",
+                     str(2 + n % 5), "40", "vol", "0.35"], check=True)
+        out = os.path.join(BENCH, "out-album")
+        shutil.rmtree(out, ignore_errors=True)
+        timeline = []
+        wall, cpu, rss = measure(pressing_cmd(folder, out), timeline)
+        busy = [c for c in timeline[1:-1]]
+        report["album"] = {
+            "tracks": args.album,
+            "audio_seconds": 20 * args.album,
+            "wall_seconds": round(wall, 2),
+            "cpu_utilisation": round(cpu / wall / cores, 3),
+            "peak_rss_mb": round(rss, 1),
+            "cores_busy_every_250ms": timeline,
+            "share_of_intervals_below_1_8_cores": round(
+                sum(1 for c in busy if c < 1.8) / max(1, len(busy)), 3),
+        }
     text = json.dumps(report, indent=2)
     print(text)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
