@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # Every test: installs what it needs, checks formatting and lints, runs the whole suite
 # (unit, FFmpeg round-trips, parsers, reproducibility, real players, the bad-input corpus),
-# builds the benches, and builds and briefly runs the fuzz targets.
+# builds the benches, builds and briefly runs the fuzz targets, and runs the throughput
+# benchmark in CI mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked --all-targets
+mkdir -p target
+cargo test --locked --all-targets 2>&1 | tee target/test-output.log
 
 # The fuzz targets: built and run for 20 s each. cargo-fuzz wants nightly for sanitizers;
 # RUSTC_BOOTSTRAP lets the stable toolchain build libFuzzer's coverage instrumentation.
-export RUSTC_BOOTSTRAP=1
 (cd fuzz && cargo fmt --all -- --check)
-cargo fuzz build --sanitizer none -O
+RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none -O
 for target in master_reader release_metadata; do
   mkdir -p "fuzz/corpus/$target"
-  cargo fuzz run --sanitizer none -O "$target" -- -max_total_time=20 -rss_limit_mb=4096 \
-    fuzz/seeds/"$target" 2>&1 | tail -n 3
+  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -O "$target" -- -max_total_time=20 \
+    -rss_limit_mb=4096 fuzz/seeds/"$target" 2>&1 | tail -n 3
 done
+
+# Throughput against the FFmpeg CLI (CI mode, under two minutes; thresholds in
+# benches/threshold.toml). A benchmark, not a timed test: it compares two tools in one run.
+python3 scripts/bench.py --ci > target/bench-ci.json
+
+# The suite's totals, last, as one plain line.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
+  target/test-output.log
