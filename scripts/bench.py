@@ -75,14 +75,18 @@ def measure(cmd, timeline=None):
     if timeline is not None:
         hz = os.sysconf("SC_CLK_TCK")
         last, last_t = cpu_ticks(proc.pid) or 0, time.perf_counter()
-        while proc.poll() is None:
+        while True:
+            # wait4 without blocking: polling otherwise reaps the child and loses its usage.
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
             time.sleep(0.25)
             ticks, now = cpu_ticks(proc.pid), time.perf_counter()
-            if ticks is None:
-                break
-            timeline.append(round((ticks - last) / hz / (now - last_t), 2))
-            last, last_t = ticks, now
-    _, status, usage = os.wait4(proc.pid, 0)
+            if ticks is not None:
+                timeline.append(round((ticks - last) / hz / (now - last_t), 2))
+                last, last_t = ticks, now
+    else:
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
