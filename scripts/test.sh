@@ -17,8 +17,9 @@ cargo test --locked --all-targets 2>&1 | tee target/test-output.log
 RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none -O
 for target in master_reader release_metadata; do
   mkdir -p "fuzz/corpus/$target"
-  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -O "$target" -- -max_total_time=20 \
-    -rss_limit_mb=4096 fuzz/seeds/"$target" 2>&1 | tail -n 3
+  # The first corpus folder is the one libFuzzer writes to: the untracked one, not the seeds.
+  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -O "$target" "fuzz/corpus/$target" \
+    "fuzz/seeds/$target" -- -max_total_time=20 -rss_limit_mb=4096 2>&1 | tail -n 3
 done
 
 # Throughput against the FFmpeg CLI (CI mode, under two minutes; thresholds in
