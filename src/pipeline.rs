@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -27,6 +28,9 @@ use crate::stats::{Stage, StageClock};
 use crate::transcode::{
     self, plan_renditions, Encoder, InputKind, Pcm, Quantizer, RenditionPlan, StreamResampler,
 };
+
+/// Chunks the producer may run ahead of the slowest rendition.
+const QUEUE_CHUNKS: usize = 3;
 
 /// Seconds of master audio processed per step: long enough that the per-step join costs
 /// little, short enough that memory stays small (about 1.5 MB per output rate at 192 kHz).
@@ -432,44 +436,76 @@ fn run_programme(
         producer.reader.format().declared_frames,
     );
 
-    // Double-buffered: the producer decodes, resamples and dithers chunk k+1 while every
-    // rendition encodes chunk k, so the serial front of the chain is off the critical path.
-    let mut current = producer.next(progress, clock)?;
-    while let Some(chunk) = current {
-        let (next, encoded) = rayon::join(
-            || producer.next(progress, clock),
-            || {
-                runs.par_iter_mut()
-                    .try_for_each(|run| route(run, &chunk, master_rate, clock))
-            },
-        );
-        encoded?;
-        current = next?;
-    }
+    // Every rendition is an independent consumer on its own thread, fed through a bounded
+    // queue: no rung waits for the slowest at each chunk, the producer runs ahead by at most
+    // QUEUE_CHUNKS chunks (bounded memory), and the operating system spreads the encoders over
+    // the cores. Programmes still run in parallel on the rayon pool.
+    let master_frames_of = |ends: &[u64], track: usize| {
+        let start = if track == 0 { 0 } else { ends[track - 1] };
+        (start, ends[track])
+    };
+    let results: Vec<Result<(usize, RenditionPlan, PackagedRendition), Error>> =
+        std::thread::scope(|scope| {
+            let mut senders = Vec::with_capacity(runs.len());
+            let mut handles = Vec::with_capacity(runs.len());
+            for mut run in runs {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Prepared>>(QUEUE_CHUNKS);
+                senders.push(tx);
+                handles.push(scope.spawn(move || {
+                    let mut last: Option<Arc<Prepared>> = None;
+                    for chunk in rx {
+                        route(&mut run, &chunk, master_rate, clock)?;
+                        last = Some(chunk);
+                    }
+                    // The queue closed: the producer finished (or failed, and its error wins).
+                    let ends = last.map(|c| c.ends.clone()).unwrap_or_default();
+                    if ends.len() <= run.track {
+                        return Err(Error::Internal("the programme ended early".into()));
+                    }
+                    clock.time(Stage::Encode(run.plan.rung.codec), || run.encoder.finish())?;
+                    run.drain(clock)?;
+                    let rate = run.plan.sample_rate;
+                    let scale = |f: u64| transcode::scale_frames(f, master_rate, rate);
+                    let (start, end) = master_frames_of(&ends, run.track);
+                    let presented = scale(end) - scale(start);
+                    let max_segments =
+                        package::segment_count(end - start, master_rate, ladder.segment_seconds);
+                    let stream = run.encoder.stream_config();
+                    let loudness = planned[programme[run.track]].loudness.as_ref();
+                    let packaged = clock.time(Stage::Package, || {
+                        run.packager
+                            .finish(stream, presented, max_segments, loudness)
+                    })?;
+                    Ok((run.track, run.plan, packaged))
+                }));
+            }
+            let produced = (|| -> Result<(), Error> {
+                while let Some(chunk) = producer.next(progress, clock)? {
+                    let chunk = Arc::new(chunk);
+                    for tx in &senders {
+                        // A consumer that stopped has an error; its join reports it.
+                        let _ = tx.send(Arc::clone(&chunk));
+                    }
+                }
+                Ok(())
+            })();
+            drop(senders);
+            let mut results: Vec<_> = handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Internal("an encoder thread panicked".into()))
+                    })
+                })
+                .collect();
+            if let Err(e) = produced {
+                results.insert(0, Err(e));
+            }
+            results
+        });
+    let finished = results.into_iter().collect::<Result<Vec<_>, Error>>()?;
     let ends = producer.ends;
-
-    // Flush encoders and write the last segments and init segments.
     let starts: Vec<u64> = std::iter::once(0).chain(ends.iter().copied()).collect();
-    let finished: Vec<(usize, RenditionPlan, PackagedRendition)> = runs
-        .into_par_iter()
-        .map(|mut run| -> Result<_, Error> {
-            clock.time(Stage::Encode(run.plan.rung.codec), || run.encoder.finish())?;
-            run.drain(clock)?;
-            let rate = run.plan.sample_rate;
-            let scale = |f: u64| transcode::scale_frames(f, master_rate, rate);
-            let presented = scale(starts[run.track + 1]) - scale(starts[run.track]);
-            let master_frames = starts[run.track + 1] - starts[run.track];
-            let max_segments =
-                package::segment_count(master_frames, master_rate, ladder.segment_seconds);
-            let stream = run.encoder.stream_config();
-            let loudness = planned[programme[run.track]].loudness.as_ref();
-            let packaged = clock.time(Stage::Package, || {
-                run.packager
-                    .finish(stream, presented, max_segments, loudness)
-            })?;
-            Ok((run.track, run.plan, packaged))
-        })
-        .collect::<Result<_, Error>>()?;
 
     let mut tracks: Vec<EncodedTrack> = programme
         .iter()

@@ -61,11 +61,27 @@ fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
+/// The loudness meter of an [`Analyzer`], detachable so that it can run on its own thread
+/// (it is most of the analysis cost: true peak oversamples every channel).
+pub struct Meter {
+    inner: EbuR128,
+    error: Option<String>,
+}
+
+impl Meter {
+    pub fn push(&mut self, samples: &[f32]) {
+        if let Err(e) = self.inner.add_frames_f32(samples) {
+            self.error.get_or_insert(e.to_string());
+        }
+    }
+}
+
 /// Analyses one master as it is decoded.
 pub struct Analyzer {
     channels: usize,
     rate: u32,
-    meter: EbuR128,
+    /// `None` while detached.
+    meter: Option<Meter>,
     frames: u64,
     first_sound: Option<u64>,
     last_sound: u64,
@@ -74,7 +90,6 @@ pub struct Analyzer {
     runs: Vec<u32>,
     clip_runs: u64,
     first_clip: Option<u64>,
-    meter_error: Option<String>,
 }
 
 impl Analyzer {
@@ -88,7 +103,10 @@ impl Analyzer {
         Ok(Analyzer {
             channels: channels as usize,
             rate,
-            meter,
+            meter: Some(Meter {
+                inner: meter,
+                error: None,
+            }),
             frames: 0,
             first_sound: None,
             last_sound: 0,
@@ -97,14 +115,23 @@ impl Analyzer {
             runs: vec![0; channels as usize],
             clip_runs: 0,
             first_clip: None,
-            meter_error: None,
         })
     }
 
-    /// Feed interleaved samples.
+    /// Take the loudness meter out, to feed it the same samples elsewhere; give it back with
+    /// [`Analyzer::attach_meter`] before [`Analyzer::finish`].
+    pub fn detach_meter(&mut self) -> Option<Meter> {
+        self.meter.take()
+    }
+
+    pub fn attach_meter(&mut self, meter: Meter) {
+        self.meter = Some(meter);
+    }
+
+    /// Feed interleaved samples (to the meter too, when it is attached).
     pub fn push(&mut self, samples: &[f32]) {
-        if let Err(e) = self.meter.add_frames_f32(samples) {
-            self.meter_error.get_or_insert(e.to_string());
+        if let Some(meter) = &mut self.meter {
+            meter.push(samples);
         }
         for (i, frame) in samples.chunks_exact(self.channels).enumerate() {
             let pos = self.frames + i as u64;
@@ -137,20 +164,22 @@ impl Analyzer {
     }
 
     /// The measurements and the findings for `file`. The meter is returned for album loudness.
+    ///
+    /// # Panics
+    /// If the meter is detached.
     pub fn finish(self, file: &Path) -> (Loudness, Vec<Finding>, EbuR128) {
         let mut findings = Vec::new();
         let seconds = |f: u64| f as f64 / f64::from(self.rate);
-        let integrated = self.meter.loudness_global().ok().and_then(finite);
-        let lra = self
-            .meter
-            .loudness_range()
-            .ok()
-            .and_then(finite)
-            .unwrap_or(0.0);
+        let Meter {
+            inner: meter,
+            error: meter_error,
+        } = self.meter.expect("the meter is attached before finish");
+        let integrated = meter.loudness_global().ok().and_then(finite);
+        let lra = meter.loudness_range().ok().and_then(finite).unwrap_or(0.0);
         let (mut sp, mut tp) = (0.0f64, 0.0f64);
         for c in 0..self.channels as u32 {
-            sp = sp.max(self.meter.sample_peak(c).unwrap_or(0.0));
-            tp = tp.max(self.meter.true_peak(c).unwrap_or(0.0));
+            sp = sp.max(meter.sample_peak(c).unwrap_or(0.0));
+            tp = tp.max(meter.true_peak(c).unwrap_or(0.0));
         }
         let loudness = Loudness {
             integrated_lufs: integrated,
@@ -159,7 +188,7 @@ impl Analyzer {
             true_peak_dbtp: db(tp),
             replaygain_db: integrated.map(|l| REPLAYGAIN_REFERENCE_LUFS - l),
         };
-        if let Some(e) = self.meter_error {
+        if let Some(e) = meter_error {
             findings.push(Finding::error(
                 "master.loudness",
                 file,
@@ -290,7 +319,7 @@ impl Analyzer {
                 "check that tracks were not joined by mistake",
             ));
         }
-        (loudness, findings, self.meter)
+        (loudness, findings, meter)
     }
 }
 

@@ -413,20 +413,56 @@ fn check_master(path: &Path, opts: &ValidateOptions) -> Decoded {
             return out;
         }
     };
-    loop {
-        match reader.next_chunk() {
-            Ok(Some(chunk)) => analyzer.push(chunk),
-            Ok(None) => break,
-            Err(e) => {
-                let finding = e
-                    .to_finding()
-                    .at(format!("sample {}", reader.frames_read()));
-                out.findings.push(finding);
-                out.format = Some(f);
-                out.frames = reader.frames_read();
-                return out;
+    // The loudness meter runs on its own thread, fed copies of the decoded chunks, so a
+    // single master's validation uses two cores.
+    let mut meter = analyzer
+        .detach_meter()
+        .expect("a new analyzer has its meter");
+    let failed = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<f32>>(16);
+        let metering = scope.spawn(move || {
+            for chunk in rx {
+                meter.push(&chunk);
+            }
+            meter
+        });
+        let mut failed = None;
+        loop {
+            match reader.next_chunk() {
+                Ok(Some(chunk)) => {
+                    analyzer.push(chunk);
+                    // The receiver only stops early if its thread died; join reports that.
+                    let _ = tx.send(chunk.to_vec());
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(
+                        e.to_finding()
+                            .at(format!("sample {}", reader.frames_read())),
+                    );
+                    break;
+                }
             }
         }
+        drop(tx);
+        match metering.join() {
+            Ok(meter) => analyzer.attach_meter(meter),
+            Err(_) => {
+                failed.get_or_insert(Finding::error(
+                    "master.loudness",
+                    path,
+                    "the loudness meter failed".into(),
+                    "report this master to the pressing maintainers",
+                ));
+            }
+        }
+        failed
+    });
+    if let Some(finding) = failed {
+        out.findings.push(finding);
+        out.format = Some(f);
+        out.frames = reader.frames_read();
+        return out;
     }
     if reader.verification() == Some(false) {
         out.findings.push(Finding::error(
