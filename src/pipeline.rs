@@ -5,10 +5,12 @@
 //! report. Tracks of one gapless programme share one continuous signal chain (resampler and
 //! dither state carry across track boundaries); other tracks are independent programmes.
 //!
-//! Parallelism: programmes run in parallel, and within a programme every chunk of audio is
-//! resampled per target rate and then encoded by every rendition in parallel (rayon's work
-//! stealing makes this one tracks x rungs pool). Memory stays bounded: a chunk is about one
-//! second of audio, and segments go to disk as soon as they are final.
+//! Parallelism: programmes run in parallel on a rayon pool. Within a programme, a producer
+//! decodes, resamples (once per output rate, rates in parallel) and dithers one second of audio
+//! at a time, and every rendition is an independent consumer on its own thread, fed through a
+//! bounded queue: no rung waits for the slowest at each chunk, and the cores stay busy to the
+//! end of an album. Memory stays bounded: the producer runs at most a few chunks ahead, and
+//! segments go to disk as soon as they are final.
 
 use std::collections::BTreeMap;
 use std::fs;
