@@ -162,6 +162,20 @@ impl Checker<'_> {
         }
     }
 
+    /// A list of ISO 3166-1 alpha-2 codes under `key`.
+    fn countries(&mut self, obj: &Map<String, Value>, key: &str, required: bool) {
+        for (i, code) in self.strings(obj, key, key, required).iter().enumerate() {
+            if !is_country(code) {
+                self.err(
+                    "metadata.territory",
+                    &format!("{key}[{i}]"),
+                    format!("{code:?} is not an ISO 3166-1 alpha-2 country code"),
+                    "use two capital letters such as \"GB\"",
+                );
+            }
+        }
+    }
+
     fn unknown_keys(&mut self, obj: &Map<String, Value>, allowed: &[&str], prefix: &str) {
         for key in obj.keys() {
             if !allowed.contains(&key.as_str()) {
@@ -308,22 +322,7 @@ pub fn check_release(
     }
     match obj.get("territories") {
         Some(Value::String(s)) if s == "worldwide" => {}
-        Some(Value::Array(_)) => {
-            for (i, code) in c
-                .strings(obj, "territories", "territories", true)
-                .iter()
-                .enumerate()
-            {
-                if !is_country(code) {
-                    c.err(
-                        "metadata.territory",
-                        &format!("territories[{i}]"),
-                        format!("{code:?} is not an ISO 3166-1 alpha-2 country code"),
-                        "use two capital letters such as \"GB\", or \"worldwide\"",
-                    );
-                }
-            }
-        }
+        Some(Value::Array(_)) => c.countries(obj, "territories", true),
         None => c.err(
             "metadata.missing-field",
             "territories",
@@ -340,20 +339,7 @@ pub fn check_release(
             "write \"worldwide\" or [\"GB\", \"US\", ...]",
         ),
     }
-    for (i, code) in c
-        .strings(obj, "excluded_territories", "excluded_territories", false)
-        .iter()
-        .enumerate()
-    {
-        if !is_country(code) {
-            c.err(
-                "metadata.territory",
-                &format!("excluded_territories[{i}]"),
-                format!("{code:?} is not an ISO 3166-1 alpha-2 country code"),
-                "use two capital letters such as \"KP\"",
-            );
-        }
-    }
+    c.countries(obj, "excluded_territories", false);
     match obj.get("gapless") {
         None | Some(Value::Null) => {}
         Some(Value::Bool(b)) => meta.gapless = *b,

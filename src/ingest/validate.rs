@@ -173,7 +173,20 @@ fn scan_with_metadata(json: &Path, inputs: &[PathBuf], findings: &mut Vec<Findin
         }
     };
     let dir = json.parent().unwrap_or(Path::new("."));
-    let (meta, mut found) = metadata::check_release(json, &text, dir, &masters);
+    let (tracks, meta) = release_tracks(json, &text, dir, &masters, findings);
+    scan.add(json, tracks, &meta);
+    scan
+}
+
+/// Check a release.json against the masters; its tracks whose files exist, in order.
+fn release_tracks(
+    json: &Path,
+    text: &str,
+    dir: &Path,
+    masters: &[PathBuf],
+    findings: &mut Vec<Finding>,
+) -> (Vec<TrackSource>, ReleaseMetadata) {
+    let (meta, mut found) = metadata::check_release(json, text, dir, masters);
     findings.append(&mut found);
     let tracks = meta
         .tracks
@@ -181,8 +194,7 @@ fn scan_with_metadata(json: &Path, inputs: &[PathBuf], findings: &mut Vec<Findin
         .filter(|t| t.file.is_file())
         .map(|t| track(t.file.clone(), t.isrc.clone(), t.title.clone()))
         .collect();
-    scan.add(json, tracks, &meta);
-    scan
+    (tracks, meta)
 }
 
 fn finish(
@@ -305,15 +317,7 @@ fn scan_input(input: &Path, findings: &mut Vec<Finding>) -> (Vec<TrackSource>, R
             return (Vec::new(), meta);
         }
     };
-    let (meta, mut found) = metadata::check_release(&json, &text, input, &masters);
-    findings.append(&mut found);
-    let tracks = meta
-        .tracks
-        .iter()
-        .filter(|t| t.file.is_file())
-        .map(|t| track(t.file.clone(), t.isrc.clone(), t.title.clone()))
-        .collect();
-    (tracks, meta)
+    release_tracks(&json, &text, input, &masters, findings)
 }
 
 fn track(path: PathBuf, isrc: Option<String>, title: Option<String>) -> TrackSource {
