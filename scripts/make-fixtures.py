@@ -74,32 +74,29 @@ def main():
     gapless = os.path.join(ROOT, "gapless")
     os.makedirs(album, exist_ok=True)
     os.makedirs(gapless, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        if "--metadata-only" in sys.argv:
-            pass
-        else:
+    if "--metadata-only" not in sys.argv:
+        with tempfile.TemporaryDirectory() as tmp:
             make_audio(album, gapless, tmp)
     write_metadata(album, gapless)
     return 0
 
 
 def make_audio(album, gapless, tmp):
-    if True:
-        write_wav(os.path.join(album, "01-cd-stereo.wav"), 44100, 2, 16,
-                  signal(44100, 10.5, 2, seed=1))
-        hires = os.path.join(tmp, "hires.wav")
-        write_wav(hires, 96000, 2, 24, signal(96000, 6.5, 2, seed=2, base=330.0))
-        convert(hires, os.path.join(album, "02-hires.flac"))
-        mono = os.path.join(tmp, "mono.wav")
-        write_wav(mono, 44100, 1, 16, signal(44100, 4.0, 1, seed=3, base=196.0))
-        convert(mono, os.path.join(album, "03-mono.aiff"))
+    write_wav(os.path.join(album, "01-cd-stereo.wav"), 44100, 2, 16,
+              signal(44100, 10.5, 2, seed=1))
+    hires = os.path.join(tmp, "hires.wav")
+    write_wav(hires, 96000, 2, 24, signal(96000, 6.5, 2, seed=2, base=330.0))
+    convert(hires, os.path.join(album, "02-hires.flac"))
+    mono = os.path.join(tmp, "mono.wav")
+    write_wav(mono, 44100, 1, 16, signal(44100, 4.0, 1, seed=3, base=196.0))
+    convert(mono, os.path.join(album, "03-mono.aiff"))
 
-        prog = signal(48000, 12.0, 2, seed=4, base=261.63)
-        cut = GAPLESS_CUT * 2
-        for name, part in (("01-part-one", prog[:cut]), ("02-part-two", prog[cut:])):
-            wav = os.path.join(tmp, name + ".wav")
-            write_wav(wav, 48000, 2, 24, part)
-            convert(wav, os.path.join(gapless, name + ".flac"))
+    prog = signal(48000, 12.0, 2, seed=4, base=261.63)
+    cut = GAPLESS_CUT * 2
+    for name, part in (("01-part-one", prog[:cut]), ("02-part-two", prog[cut:])):
+        wav = os.path.join(tmp, name + ".wav")
+        write_wav(wav, 48000, 2, 24, part)
+        convert(wav, os.path.join(gapless, name + ".flac"))
 
 
 def write_metadata(album, gapless):

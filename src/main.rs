@@ -24,35 +24,38 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Master files or release folders (masters plus an optional release.json).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Ladder file.
+    #[arg(long, default_value = "ladders/music.toml")]
+    ladder: PathBuf,
+    /// Output folder; each track gets a sub-folder named after its id.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Where to write the JSON report [default: <out>/report.json].
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Worker threads [default: every core].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Treat the inputs, in order, as one continuous programme (gapless album).
+    #[arg(long)]
+    gapless: bool,
+    /// Also print the report on standard output.
+    #[arg(long)]
+    json: bool,
+    /// Accept lossy masters (MP3, AAC, Vorbis, Opus) with a warning.
+    #[arg(long)]
+    allow_lossy: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Transcode and package masters (files or release folders) into HLS and DASH.
-    Run {
-        /// Master files or release folders (masters plus an optional release.json).
-        #[arg(required = true)]
-        inputs: Vec<PathBuf>,
-        /// Ladder file.
-        #[arg(long, default_value = "ladders/music.toml")]
-        ladder: PathBuf,
-        /// Output folder; each track gets a sub-folder named after its id.
-        #[arg(long, default_value = "out")]
-        out: PathBuf,
-        /// Where to write the JSON report [default: <out>/report.json].
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Worker threads [default: every core].
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Treat the inputs, in order, as one continuous programme (gapless album).
-        #[arg(long)]
-        gapless: bool,
-        /// Also print the report on standard output.
-        #[arg(long)]
-        json: bool,
-        /// Accept lossy masters (MP3, AAC, Vorbis, Opus) with a warning.
-        #[arg(long)]
-        allow_lossy: bool,
-    },
+    Run(RunArgs),
     /// Check masters and release metadata and measure loudness, without encoding.
     Validate {
         /// Master files or release folders.
@@ -84,25 +87,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run {
-            inputs,
-            ladder,
-            out,
-            report,
-            jobs,
-            gapless,
-            json,
-            allow_lossy,
-        } => run(
-            inputs,
-            ladder,
-            out,
-            report,
-            jobs,
-            gapless,
-            json,
-            allow_lossy,
-        ),
+        Command::Run(args) => run(args),
         Command::Validate {
             inputs,
             metadata,
@@ -193,17 +178,17 @@ fn print_validation(report: &ValidationReport) {
     );
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
-    inputs: Vec<PathBuf>,
-    ladder: PathBuf,
-    out: PathBuf,
-    report_path: Option<PathBuf>,
-    jobs: Option<usize>,
-    gapless: bool,
-    json: bool,
-    allow_lossy: bool,
-) -> ExitCode {
+fn run(args: RunArgs) -> ExitCode {
+    let RunArgs {
+        inputs,
+        ladder,
+        out,
+        report: report_path,
+        jobs,
+        gapless,
+        json,
+        allow_lossy,
+    } = args;
     if jobs == Some(0) {
         eprintln!("error: --jobs 0 (expected at least 1 thread)");
         return ExitCode::from(exit::USAGE);
