@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 pub fn root() -> PathBuf {
@@ -59,7 +60,13 @@ pub fn join_rendition(track_dir: &Path, rendition: &str) -> PathBuf {
     for s in segs {
         bytes.extend(std::fs::read(s).unwrap());
     }
-    let path = dir.with_extension("joined.mp4");
+    // A file of its own per call, outside the output tree: tests run in parallel threads and
+    // may join the same rendition at once, and the reproducibility test walks the output tree.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("joined");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = scratch.join(format!("{}-{n}-{rendition}.mp4", std::process::id()));
     std::fs::write(&path, bytes).unwrap();
     path
 }
