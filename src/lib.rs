@@ -5,6 +5,7 @@
 //! (+ [`manifest`]); [`pipeline`] orders them. The CLI is a thin shell over [`pipeline::run`].
 #![deny(unsafe_code)]
 
+pub mod catalog;
 pub mod error;
 pub mod ingest;
 pub mod ladder;

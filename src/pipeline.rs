@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::catalog::{self, CatalogRecord};
 use crate::error::Error;
+use crate::ingest::metadata::ReleaseMetadata;
 use crate::ingest::validate::{validate, ValidateOptions};
 use crate::ingest::{MasterFormat, MasterReader, SampleKind, TrackSource};
 use crate::ladder::{Family, Ladder, Tier};
@@ -140,7 +142,11 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         tracks.sort_by_key(|t| t.index);
         let reports = tracks
             .iter()
-            .map(|t| write_manifests(&planned[t.index], t, &staging))
+            .map(|t| {
+                let track = &planned[t.index];
+                let album = release.albums[track.source.album].as_ref();
+                write_manifests(track, t, &staging, album)
+            })
             .collect::<Result<Vec<_>, Error>>()?;
         publish_staged(&staging, &opts.out, &reports)?;
         Ok(reports)
@@ -529,11 +535,13 @@ fn run_programme(
     Ok(tracks)
 }
 
-/// Media playlists, per-(tier, family) multivariant playlists and per-tier MPDs for a track.
+/// Media playlists, per-(tier, family) multivariant playlists and per-tier MPDs for a track,
+/// and its catalog record.
 fn write_manifests(
     planned: &PlannedTrack,
     track: &EncodedTrack,
     staging: &Path,
+    album: Option<&ReleaseMetadata>,
 ) -> Result<TrackReport, Error> {
     let id = &planned.source.id;
     let dir = staging.join(id);
@@ -600,7 +608,7 @@ fn write_manifests(
         .or(playlists.first())
         .map(|p| p.path.clone());
     let dash = mpds.first().map(|m| m.path.clone());
-    Ok(TrackReport {
+    let report = TrackReport {
         id: id.clone(),
         source: planned.source.path.display().to_string(),
         isrc: planned.source.isrc.clone(),
@@ -615,8 +623,12 @@ fn write_manifests(
         dash,
         playlists,
         mpds,
+        catalog: format!("{id}/{}", catalog::RECORD_FILE),
         renditions,
-    })
+    };
+    let record = CatalogRecord::new(&report, planned.source.metadata.as_ref(), album);
+    write(catalog::RECORD_FILE, &record.to_json())?;
+    Ok(report)
 }
 
 /// Move each staged track folder into the output folder, replacing an earlier run's.

@@ -56,6 +56,8 @@ pub struct TrackReport {
     pub dash: Option<String>,
     pub playlists: Vec<PlaylistRef>,
     pub mpds: Vec<MpdRef>,
+    /// The track's catalog record (`catalog::CatalogRecord`).
+    pub catalog: String,
     pub renditions: Vec<RenditionReport>,
 }
 

@@ -225,6 +225,13 @@ fn a_5_1_master_keeps_its_six_channels_on_every_rung_that_carries_them() {
     );
     let frames = t["duration_samples"].as_u64().unwrap();
     assert_eq!(frames, 158_400);
+    // A bare master has no release.json: its catalog record says so rather than inventing.
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join(t["catalog"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    assert!(record["metadata"].is_null() && record["release"].is_null());
+    assert_eq!(record["channels"], 6);
     for r in t["renditions"].as_array().unwrap() {
         let rid = r["id"].as_str().unwrap();
         assert_eq!(r["channels"], 6, "{rid}");

@@ -380,3 +380,69 @@ fn bad_ladder_and_usage_have_their_own_exit_codes() {
     let o = pressing(&["run", "--jobs", "0", "fixtures/album"]);
     assert_eq!(o.status.code(), Some(64));
 }
+
+#[test]
+fn each_track_carries_a_catalog_record_with_its_metadata_loudness_and_renditions() {
+    let out = fixtures_out();
+    let report = report(out);
+    let mut checked = 0;
+    for t in report["tracks"].as_array().unwrap() {
+        let path = t["catalog"].as_str().expect("report names the record");
+        let text = std::fs::read_to_string(out.join(path)).expect("catalog.json");
+        let record: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(record["schema_version"], 1);
+        // What was pressed, exactly as the run report has it.
+        for key in [
+            "id",
+            "isrc",
+            "sample_rate",
+            "channels",
+            "duration_samples",
+            "hls",
+            "dash",
+            "playlists",
+            "mpds",
+            "renditions",
+        ] {
+            assert_eq!(record[key], t[key], "{path}: {key}");
+        }
+        for key in ["loudness", "album_loudness"] {
+            assert!(record[key]["integrated_lufs"].is_f64(), "{path}: {key}");
+            assert_eq!(record[key], t[key], "{path}: {key}");
+        }
+        // What the label said, as release.json has it.
+        let source = root().join(t["source"].as_str().unwrap());
+        let json = source.parent().unwrap().join("release.json");
+        let release: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        let file = source.file_name().unwrap().to_str().unwrap();
+        let track = release["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["file"] == file)
+            .unwrap();
+        let meta = &record["metadata"];
+        for key in ["title", "artists", "track_number"] {
+            assert_eq!(meta[key], track[key], "{path}: metadata.{key}");
+        }
+        let explicit = track["explicit"].as_bool().unwrap_or(false); // optional, false
+        assert_eq!(meta["explicit"], explicit, "{path}: metadata.explicit");
+        assert_eq!(meta["disc_number"], 1);
+        assert_eq!(
+            meta["isrc"].as_str().unwrap(),
+            track["isrc"].as_str().unwrap().replace('-', "")
+        );
+        let r = &record["release"];
+        for key in ["title", "artists", "label", "upc", "release_date"] {
+            assert_eq!(r[key], release[key], "{path}: release.{key}");
+        }
+        assert_eq!(r["territories"]["worldwide"], true);
+        assert_eq!(
+            r["territories"]["excluded"],
+            release["excluded_territories"]
+        );
+        assert_eq!(r["gapless"], release["gapless"].as_bool().unwrap_or(false));
+        checked += 1;
+    }
+    assert_eq!(checked, 5);
+}

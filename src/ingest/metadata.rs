@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::findings::Finding;
@@ -39,22 +40,46 @@ const TRACK_KEYS: [&str; 8] = [
     "version",
 ];
 
-/// A track as the metadata describes it.
-#[derive(Clone, Debug, PartialEq)]
+/// A track as the metadata describes it: the fields that passed their checks. Serialized into
+/// the catalog record.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrackMetadata {
+    #[serde(skip)]
     pub file: PathBuf,
     pub isrc: Option<String>,
     pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub artists: Vec<String>,
     pub track_number: Option<u64>,
     pub disc_number: u64,
+    pub explicit: bool,
 }
 
-/// What the pipeline uses of a valid (or partly valid) release.json.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Where a release may be streamed: `worldwide` or `countries`, minus `excluded`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Territories {
+    pub worldwide: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub countries: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<String>,
+}
+
+/// What the pipeline uses of a valid (or partly valid) release.json: the fields that passed
+/// their checks. Serialized (without its tracks) into each track's catalog record.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ReleaseMetadata {
     pub title: Option<String>,
+    pub artists: Vec<String>,
+    pub label: Option<String>,
     pub upc: Option<String>,
+    pub release_date: Option<String>,
+    pub territories: Territories,
+    pub c_line: Option<String>,
+    pub p_line: Option<String>,
     pub gapless: bool,
+    #[serde(skip)]
     pub tracks: Vec<TrackMetadata>,
 }
 
@@ -162,10 +187,17 @@ impl Checker<'_> {
         }
     }
 
-    /// A list of ISO 3166-1 alpha-2 codes under `key`.
-    fn countries(&mut self, obj: &Map<String, Value>, key: &str, required: bool) {
-        for (i, code) in self.strings(obj, key, key, required).iter().enumerate() {
-            if !is_country(code) {
+    /// A list of ISO 3166-1 alpha-2 codes under `key`; returns the valid ones.
+    fn countries(&mut self, obj: &Map<String, Value>, key: &str, required: bool) -> Vec<String> {
+        let mut valid = Vec::new();
+        for (i, code) in self
+            .strings(obj, key, key, required)
+            .into_iter()
+            .enumerate()
+        {
+            if is_country(&code) {
+                valid.push(code);
+            } else {
                 self.err(
                     "metadata.territory",
                     &format!("{key}[{i}]"),
@@ -174,6 +206,7 @@ impl Checker<'_> {
                 );
             }
         }
+        valid
     }
 
     fn unknown_keys(&mut self, obj: &Map<String, Value>, allowed: &[&str], prefix: &str) {
@@ -294,8 +327,8 @@ pub fn check_release(
     };
     c.unknown_keys(obj, &RELEASE_KEYS, "");
     meta.title = c.string(obj, "title", "title", true).map(str::to_string);
-    c.strings(obj, "artists", "artists", true);
-    c.string(obj, "label", "label", true);
+    meta.artists = c.strings(obj, "artists", "artists", true);
+    meta.label = c.string(obj, "label", "label", true).map(str::to_string);
     if let Some(upc) = c.string(obj, "upc", "upc", true) {
         match check_upc(upc) {
             Ok(()) => meta.upc = Some(upc.to_string()),
@@ -308,7 +341,9 @@ pub fn check_release(
         }
     }
     if let Some(date) = c.string(obj, "release_date", "release_date", true) {
-        if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
+        if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok() {
+            meta.release_date = Some(date.to_string());
+        } else {
             c.err(
                 "metadata.release-date",
                 "release_date",
@@ -317,12 +352,13 @@ pub fn check_release(
             );
         }
     }
-    for key in ["c_line", "p_line"] {
-        c.string(obj, key, key, true);
-    }
+    meta.c_line = c.string(obj, "c_line", "c_line", true).map(str::to_string);
+    meta.p_line = c.string(obj, "p_line", "p_line", true).map(str::to_string);
     match obj.get("territories") {
-        Some(Value::String(s)) if s == "worldwide" => {}
-        Some(Value::Array(_)) => c.countries(obj, "territories", true),
+        Some(Value::String(s)) if s == "worldwide" => meta.territories.worldwide = true,
+        Some(Value::Array(_)) => {
+            meta.territories.countries = c.countries(obj, "territories", true);
+        }
         None => c.err(
             "metadata.missing-field",
             "territories",
@@ -339,7 +375,7 @@ pub fn check_release(
             "write \"worldwide\" or [\"GB\", \"US\", ...]",
         ),
     }
-    c.countries(obj, "excluded_territories", false);
+    meta.territories.excluded = c.countries(obj, "excluded_territories", false);
     match obj.get("gapless") {
         None | Some(Value::Null) => {}
         Some(Value::Bool(b)) => meta.gapless = *b,
@@ -446,7 +482,10 @@ pub fn check_release(
         let title = c
             .string(obj, "title", &format!("{p}.title"), true)
             .map(str::to_string);
-        c.strings(obj, "artists", &format!("{p}.artists"), true);
+        let version = c
+            .string(obj, "version", &format!("{p}.version"), false)
+            .map(str::to_string);
+        let artists = c.strings(obj, "artists", &format!("{p}.artists"), true);
         let number = |c: &mut Checker, key: &str, required: bool| -> Option<u64> {
             match obj.get(key) {
                 Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v >= 1) => n.as_u64(),
@@ -473,15 +512,19 @@ pub fn check_release(
         };
         let track_number = number(&mut c, "track_number", true);
         let disc_number = number(&mut c, "disc_number", false).unwrap_or(1);
-        match obj.get("explicit") {
-            None | Some(Value::Bool(_)) => {}
-            Some(other) => c.err(
-                "metadata.type",
-                &format!("{p}.explicit"),
-                format!("{p}.explicit is {} (expected true or false)", kind(other)),
-                "write true or false",
-            ),
-        }
+        let explicit = match obj.get("explicit") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                c.err(
+                    "metadata.type",
+                    &format!("{p}.explicit"),
+                    format!("{p}.explicit is {} (expected true or false)", kind(other)),
+                    "write true or false",
+                );
+                false
+            }
+        };
         if let Some(n) = track_number {
             numbers.entry(disc_number).or_default().push((n, i));
         }
@@ -490,8 +533,11 @@ pub fn check_release(
                 file,
                 isrc,
                 title,
+                version,
+                artists,
                 track_number,
                 disc_number,
+                explicit,
             });
         }
     }

@@ -186,7 +186,11 @@ pub struct TrackSource {
     pub id: String,
     pub path: PathBuf,
     pub isrc: Option<String>,
-    pub title: Option<String>,
+    /// The album (input folder or release.json) the track came from: an index into
+    /// [`Release::albums`].
+    pub album: usize,
+    /// What release.json says of the track, when there is one.
+    pub metadata: Option<metadata::TrackMetadata>,
 }
 
 /// What `ingest` hands to `transcode`: the tracks in order, grouped into programmes. A
@@ -196,6 +200,9 @@ pub struct Release {
     pub tracks: Vec<TrackSource>,
     /// Indices into `tracks`, in order; every track is in exactly one programme.
     pub programmes: Vec<Vec<usize>>,
+    /// Per album (one per input, or one for a `--metadata` file): its release.json, when there
+    /// is one.
+    pub albums: Vec<Option<metadata::ReleaseMetadata>>,
 }
 
 impl Release {

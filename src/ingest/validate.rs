@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::analysis::{album_loudness, Analyzer, Loudness};
 use super::findings::{Finding, Severity};
-use super::metadata::{self, ReleaseMetadata};
+use super::metadata::{self, ReleaseMetadata, TrackMetadata};
 use super::{
     list_masters, slug, IngestError, MasterFormat, MasterReader, Release, SampleKind, TrackSource,
 };
@@ -102,7 +102,7 @@ pub fn validate(inputs: &[PathBuf], opts: ValidateOptions) -> (Release, Validati
     let mut scan = Scan::default();
     for input in inputs {
         let (found, meta) = scan_input(input, &mut findings);
-        scan.add(input, found, &meta);
+        scan.add(input, found, meta);
     }
     finish(scan, opts, findings)
 }
@@ -114,22 +114,26 @@ struct Scan {
     albums_of: Vec<usize>,
     albums: Vec<AlbumCheck>,
     programmes: Vec<Vec<usize>>,
+    metadata: Vec<Option<ReleaseMetadata>>,
 }
 
 impl Scan {
-    fn add(&mut self, source: &Path, found: Vec<TrackSource>, meta: &ReleaseMetadata) {
+    fn add(&mut self, source: &Path, found: Vec<TrackSource>, meta: Option<ReleaseMetadata>) {
         let first = self.tracks.len();
         let album = self.albums.len();
         self.albums.push(AlbumCheck {
             source: source.display().to_string(),
-            title: meta.title.clone(),
+            title: meta.as_ref().and_then(|m| m.title.clone()),
             loudness: None,
         });
         self.albums_of
             .extend(std::iter::repeat_n(album, found.len()));
-        self.tracks.extend(found);
+        self.tracks
+            .extend(found.into_iter().map(|t| TrackSource { album, ..t }));
         let range = first..self.tracks.len();
-        if meta.gapless {
+        let gapless = meta.as_ref().is_some_and(|m| m.gapless);
+        self.metadata.push(meta);
+        if gapless {
             self.programmes.push(range.collect());
         } else {
             self.programmes.extend(range.map(|i| vec![i]));
@@ -174,7 +178,7 @@ fn scan_with_metadata(json: &Path, inputs: &[PathBuf], findings: &mut Vec<Findin
     };
     let dir = json.parent().unwrap_or(Path::new("."));
     let (tracks, meta) = release_tracks(json, &text, dir, &masters, findings);
-    scan.add(json, tracks, &meta);
+    scan.add(json, tracks, meta);
     scan
 }
 
@@ -185,16 +189,16 @@ fn release_tracks(
     dir: &Path,
     masters: &[PathBuf],
     findings: &mut Vec<Finding>,
-) -> (Vec<TrackSource>, ReleaseMetadata) {
+) -> (Vec<TrackSource>, Option<ReleaseMetadata>) {
     let (meta, mut found) = metadata::check_release(json, text, dir, masters);
     findings.append(&mut found);
     let tracks = meta
         .tracks
         .iter()
         .filter(|t| t.file.is_file())
-        .map(|t| track(t.file.clone(), t.isrc.clone(), t.title.clone()))
+        .map(|t| track(t.file.clone(), Some(t.clone())))
         .collect();
-    (tracks, meta)
+    (tracks, Some(meta))
 }
 
 fn finish(
@@ -207,6 +211,7 @@ fn finish(
         albums_of,
         mut albums,
         mut programmes,
+        metadata,
     } = scan;
     if opts.all_gapless {
         programmes = vec![(0..tracks.len()).collect()];
@@ -269,12 +274,20 @@ fn finish(
         albums,
         findings,
     };
-    (Release { tracks, programmes }, report)
+    let release = Release {
+        tracks,
+        programmes,
+        albums: metadata,
+    };
+    (release, report)
 }
 
 /// The tracks of one input: a master file, or a folder with or without `release.json`.
-fn scan_input(input: &Path, findings: &mut Vec<Finding>) -> (Vec<TrackSource>, ReleaseMetadata) {
-    let meta = ReleaseMetadata::default();
+fn scan_input(
+    input: &Path,
+    findings: &mut Vec<Finding>,
+) -> (Vec<TrackSource>, Option<ReleaseMetadata>) {
+    let meta = None;
     let Ok(info) = std::fs::metadata(input) else {
         findings.push(
             IngestError::NotFound {
@@ -285,7 +298,7 @@ fn scan_input(input: &Path, findings: &mut Vec<Finding>) -> (Vec<TrackSource>, R
         return (Vec::new(), meta);
     };
     if !info.is_dir() {
-        return (vec![track(input.to_owned(), None, None)], meta);
+        return (vec![track(input.to_owned(), None)], meta);
     }
     let masters = match list_masters(input) {
         Ok(mut m) => {
@@ -307,7 +320,7 @@ fn scan_input(input: &Path, findings: &mut Vec<Finding>) -> (Vec<TrackSource>, R
                 .to_finding(),
             );
         }
-        let tracks = masters.into_iter().map(|p| track(p, None, None)).collect();
+        let tracks = masters.into_iter().map(|p| track(p, None)).collect();
         return (tracks, meta);
     }
     let text = match std::fs::read_to_string(&json) {
@@ -320,7 +333,9 @@ fn scan_input(input: &Path, findings: &mut Vec<Finding>) -> (Vec<TrackSource>, R
     release_tracks(&json, &text, input, &masters, findings)
 }
 
-fn track(path: PathBuf, isrc: Option<String>, title: Option<String>) -> TrackSource {
+/// A track (its album is set when it joins a [`Scan`]).
+fn track(path: PathBuf, metadata: Option<TrackMetadata>) -> TrackSource {
+    let isrc = metadata.as_ref().and_then(|m| m.isrc.clone());
     let id = match &isrc {
         Some(isrc) => slug(isrc),
         None => slug(
@@ -334,7 +349,8 @@ fn track(path: PathBuf, isrc: Option<String>, title: Option<String>) -> TrackSou
         id,
         path,
         isrc,
-        title,
+        album: 0,
+        metadata,
     }
 }
 
