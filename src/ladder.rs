@@ -72,6 +72,8 @@ pub enum Codec {
     HeAacV2,
     Opus,
     Flac,
+    /// Apple Lossless, for Apple's players (which prefer it to FLAC).
+    Alac,
 }
 
 impl Codec {
@@ -82,11 +84,12 @@ impl Codec {
             Codec::HeAacV2 => "he-aac-v2",
             Codec::Opus => "opus",
             Codec::Flac => "flac",
+            Codec::Alac => "alac",
         }
     }
 
     pub fn is_lossless(self) -> bool {
-        matches!(self, Codec::Flac)
+        matches!(self, Codec::Flac | Codec::Alac)
     }
 
     /// The codec family a player may switch within without reconfiguring its decoder chain.
@@ -95,6 +98,7 @@ impl Codec {
             Codec::AacLc | Codec::HeAac | Codec::HeAacV2 => Family::Aac,
             Codec::Opus => Family::Opus,
             Codec::Flac => Family::Lossless,
+            Codec::Alac => Family::Alac,
         }
     }
 
@@ -102,6 +106,9 @@ impl Codec {
     pub fn max_channels(self) -> u16 {
         match self {
             Codec::HeAacV2 => 2,
+            // ALAC's only 8-channel layout is 7.1 front-wide (C Lc Rc L R Ls Rs LFE), not the
+            // 7.1 surround of an 8-channel master.
+            Codec::Alac => 6,
             Codec::AacLc | Codec::HeAac | Codec::Opus | Codec::Flac => 8,
         }
     }
@@ -119,7 +126,10 @@ impl fmt::Display for Codec {
 pub enum Family {
     Aac,
     Opus,
+    /// FLAC.
     Lossless,
+    /// ALAC: lossless too, but a different decoder, so a set of its own.
+    Alac,
 }
 
 impl Family {
@@ -128,6 +138,7 @@ impl Family {
             Family::Aac => "aac",
             Family::Opus => "opus",
             Family::Lossless => "lossless",
+            Family::Alac => "alac",
         }
     }
 }
@@ -306,7 +317,7 @@ fn check_rung(r: RungFile) -> Result<Rung, String> {
                 Codec::HeAac => 16..=128,
                 Codec::HeAacV2 => 8..=64,
                 Codec::Opus => 6..=510,
-                Codec::Flac => unreachable!("lossless handled above"),
+                Codec::Flac | Codec::Alac => unreachable!("lossless handled above"),
             };
             if !range.contains(&kbps) {
                 return Err(format!(
@@ -326,7 +337,7 @@ fn check_rung(r: RungFile) -> Result<Rung, String> {
                 r.codec
             ))
         }
-        (true, None) => return Err(format!("rung {id:?}: flac needs bits = 16 or 24")),
+        (true, None) => return Err(format!("rung {id:?}: {} needs bits = 16 or 24", r.codec)),
         (true, Some(b)) if b != 16 && b != 24 => {
             return Err(format!("rung {id:?}: bits = {b} (expected 16 or 24)"))
         }
@@ -339,12 +350,14 @@ fn check_rung(r: RungFile) -> Result<Rung, String> {
                 "rung {id:?}: opus at {other:?} (Opus streams run at 48000 Hz)"
             ))
         }
-        (Codec::Flac, RateSpec::Fixed(hz)) if !(8000..=MAX_SAMPLE_RATE).contains(&hz) => {
+        (Codec::Flac | Codec::Alac, RateSpec::Fixed(hz))
+            if !(8000..=MAX_SAMPLE_RATE).contains(&hz) =>
+        {
             return Err(format!(
                 "rung {id:?}: sample_rate {hz} (expected 8000..={MAX_SAMPLE_RATE})"
             ))
         }
-        (Codec::Flac, _) => {}
+        (Codec::Flac | Codec::Alac, _) => {}
         (_, RateSpec::Master) => {
             return Err(format!(
                 "rung {id:?}: sample_rate = \"master\" is for lossless rungs only"
@@ -423,6 +436,8 @@ mod tests {
             "opus-96",
             "flac-cd",
             "flac-hires",
+            "alac-cd",
+            "alac-hires",
         ] {
             assert!(ids.contains(&want), "{want} missing from {ids:?}");
         }

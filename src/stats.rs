@@ -26,7 +26,7 @@ pub enum Stage {
     Package,
 }
 
-const STAGES: usize = 10;
+const STAGES: usize = 11;
 
 fn index(stage: Stage) -> usize {
     match stage {
@@ -39,7 +39,8 @@ fn index(stage: Stage) -> usize {
         Stage::Encode(Codec::HeAacV2) => 6,
         Stage::Encode(Codec::Opus) => 7,
         Stage::Encode(Codec::Flac) => 8,
-        Stage::Package => 9,
+        Stage::Encode(Codec::Alac) => 9,
+        Stage::Package => 10,
     }
 }
 
@@ -86,7 +87,8 @@ impl StageClock {
             encode_he_aac_v2: s(6),
             encode_opus: s(7),
             encode_flac: s(8),
-            package: s(9),
+            encode_alac: s(9),
+            package: s(10),
             total: (0..STAGES).map(s).sum(),
         }
     }
@@ -104,6 +106,7 @@ pub struct StageSeconds {
     pub encode_he_aac_v2: f64,
     pub encode_opus: f64,
     pub encode_flac: f64,
+    pub encode_alac: f64,
     pub package: f64,
     pub total: f64,
 }

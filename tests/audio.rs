@@ -124,7 +124,8 @@ fn lossless_renditions_at_the_master_rate_are_bit_exact() {
         let id = t["id"].as_str().unwrap();
         let master = root().join(t["source"].as_str().unwrap());
         for r in t["renditions"].as_array().unwrap() {
-            if r["codec"] != "flac" || r["sample_rate"] != t["sample_rate"] {
+            let lossless = r["codec"] == "flac" || r["codec"] == "alac";
+            if !lossless || r["sample_rate"] != t["sample_rate"] {
                 continue;
             }
             if r["bits_per_sample"] != t["bits_per_sample"] {
@@ -139,8 +140,8 @@ fn lossless_renditions_at_the_master_rate_are_bit_exact() {
             checked += 1;
         }
     }
-    // cd-stereo + mono (flac-cd), hires + both gapless parts (flac-hires)
-    assert_eq!(checked, 5);
+    // cd-stereo + mono (flac-cd, alac-cd), hires + both gapless parts (flac-hires, alac-hires)
+    assert_eq!(checked, 10);
 }
 
 #[test]
@@ -168,7 +169,7 @@ fn gapless_tracks_join_into_the_uncut_programme() {
         assert_eq!(joined.len(), whole.len(), "{rid}: joined length vs uncut");
         let rate = r["sample_rate"].as_u64().unwrap();
         let join_at = scale(a["duration_samples"].as_u64().unwrap(), 48000, rate) as usize;
-        if r["codec"] == "flac" {
+        if r["codec"] == "flac" || r["codec"] == "alac" {
             // Resampler and dither state carry across the cut: identical PCM.
             assert!(
                 joined == whole,
@@ -243,9 +244,11 @@ fn a_5_1_master_keeps_its_six_channels_on_every_rung_that_carries_them() {
             "{rid}: decoded length"
         );
     }
-    let hires = decode_raw_s32(&join_rendition(&out.join("surround-51"), "flac-hires"));
-    assert!(
-        hires == decode_raw_s32(&master),
-        "flac-hires of a 48/24 master is bit-exact"
-    );
+    // Bit-exact in the master's channel order: ALAC stores 5.1 in its own order, so this also
+    // checks the layout handed to the encoder.
+    let theirs = decode_raw_s32(&master);
+    for rid in ["flac-hires", "alac-hires"] {
+        let ours = decode_raw_s32(&join_rendition(&out.join("surround-51"), rid));
+        assert!(ours == theirs, "{rid} of a 48/24 5.1 master is bit-exact");
+    }
 }

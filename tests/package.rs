@@ -95,6 +95,21 @@ fn init_and_media_segments_parse_with_their_fields() {
                     r["bits_per_sample"].as_u64().unwrap()
                 );
             }
+            (Codec::Unknown(fourcc, body), "alac") if *fourcc == b"alac".into() => {
+                // mp4-atom has no ALAC type: read the AudioSampleEntry fields and the `alac`
+                // box's ALACSpecificConfig (Apple's ALAC magic cookie layout) by hand.
+                let be16 = |i: usize| u16::from_be_bytes([body[i], body[i + 1]]);
+                let be32 = |i: usize| u32::from_be_bytes(body[i..i + 4].try_into().unwrap());
+                let bits = r["bits_per_sample"].as_u64().unwrap();
+                assert_eq!((be16(16), u64::from(be16(18))), (channels, bits), "{rid}");
+                assert_eq!(body.len(), 28 + 36, "{rid}: sample entry + alac box");
+                assert_eq!((be32(28), &body[32..36]), (36, &b"alac"[..]), "{rid}");
+                let config = 40; // after the full box's version and flags
+                assert_eq!(be32(config), 4096, "{rid}: frameLength");
+                assert_eq!(u64::from(body[config + 5]), bits, "{rid}: bitDepth");
+                assert_eq!(u16::from(body[config + 9]), channels, "{rid}: numChannels");
+                assert_eq!(be32(config + 20), rate, "{rid}: sampleRate");
+            }
             (other, codec) => panic!("{rid}: {codec} rendition has sample entry {other:?}"),
         }
 

@@ -316,6 +316,13 @@ fn write_sample_entry(b: &mut Vec<u8>, track: &TrackConfig<'_>) {
                 b.extend_from_slice(streaminfo);
             });
         }),
+        DecoderConfig::Alac { magic_cookie } => write_box(b, b"alac", |b| {
+            let bits = u16::from(s.bits_per_sample.unwrap_or(16));
+            write_audio_sample_entry_fields(b, s.channels, bits, s.sample_rate);
+            // Apple Lossless in ISO BMFF: an `alac` full box holding the 24-byte
+            // ALACSpecificConfig (which carries the rate as 32 bits), as libavcodec wrote it.
+            b.extend_from_slice(magic_cookie);
+        }),
     }
 }
 
@@ -401,6 +408,7 @@ pub fn codecs_string(stream: &StreamConfig) -> String {
         }
         DecoderConfig::Opus { .. } => "Opus".into(),
         DecoderConfig::Flac { .. } => "fLaC".into(),
+        DecoderConfig::Alac { .. } => "alac".into(),
     }
 }
 

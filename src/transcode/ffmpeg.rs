@@ -1,4 +1,4 @@
-//! FFmpeg's encoders (AAC-LC `aac`, `libopus`, `flac`) through ffmpeg-next.
+//! FFmpeg's encoders (AAC-LC `aac`, `libopus`, `flac`, `alac`) through ffmpeg-next.
 //!
 //! All of the crate's libavcodec FFI is here; no `AVFrame` or `ffmpeg::Error` leaves this file.
 #![allow(unsafe_code)]
@@ -49,8 +49,13 @@ pub struct FfmpegEncoder {
 // `&mut self`; libavcodec contexts may move between threads when not used concurrently.
 unsafe impl Send for FfmpegEncoder {}
 
-fn channel_layout(channels: u16) -> ff::ChannelLayout {
-    ff::ChannelLayout::default(channels as i32)
+fn channel_layout(codec: Codec, channels: u16) -> ff::ChannelLayout {
+    match (codec, channels) {
+        // A 6-channel master is FL FR FC LFE BL BR (WAVE_FORMAT_EXTENSIBLE's 5.1); libavcodec's
+        // ALAC encoder takes exactly that layout, "5.1(back)", and reorders to ALAC's order.
+        (Codec::Alac, 6) => ff::ChannelLayout::_5POINT1_BACK,
+        _ => ff::ChannelLayout::default(channels as i32),
+    }
 }
 
 impl FfmpegEncoder {
@@ -74,14 +79,20 @@ impl FfmpegEncoder {
                 SampleFormat::F32(SampleLayout::Packed),
                 InputKind::Float,
             ),
-            Codec::Flac => {
+            Codec::Flac | Codec::Alac => {
                 let bits = plan.bits.unwrap_or(16);
-                let format = if bits <= 16 {
-                    SampleFormat::I16(SampleLayout::Packed)
-                } else {
-                    SampleFormat::I32(SampleLayout::Packed)
+                // libavcodec's FLAC encoder takes packed samples, its ALAC encoder planar ones.
+                let layout = match codec {
+                    Codec::Flac => SampleLayout::Packed,
+                    _ => SampleLayout::Planar,
                 };
-                ("flac", format, InputKind::Int { bits })
+                let format = if bits <= 16 {
+                    SampleFormat::I16(layout)
+                } else {
+                    SampleFormat::I32(layout)
+                };
+                let name = if codec == Codec::Flac { "flac" } else { "alac" };
+                (name, format, InputKind::Int { bits })
             }
             Codec::HeAac | Codec::HeAacV2 => {
                 return Err(open_err("FFmpeg 5.1 has no HE-AAC encoder".into()))
@@ -94,7 +105,7 @@ impl FfmpegEncoder {
             .audio()
             .map_err(|e| open_err(e.to_string()))?;
         enc.set_rate(plan.sample_rate as i32);
-        enc.set_channel_layout(channel_layout(plan.channels));
+        enc.set_channel_layout(channel_layout(codec, plan.channels));
         enc.set_channels(plan.channels as i32);
         enc.set_format(format);
         enc.set_time_base(ff::Rational::new(1, plan.sample_rate as i32));
@@ -116,7 +127,7 @@ impl FfmpegEncoder {
                     opts.set("mapping_family", "1");
                 }
             }
-            Codec::Flac => {
+            Codec::Flac | Codec::Alac => {
                 let bits = plan.bits.unwrap_or(16);
                 // SAFETY: the context is allocated and not yet opened; the field is a plain int.
                 unsafe {
@@ -181,7 +192,8 @@ impl FfmpegEncoder {
             } else {
                 break;
             };
-            let mut frame = ff::frame::Audio::new(self.format, frames, channel_layout(ch as u16));
+            let layout = channel_layout(self.codec, ch as u16);
+            let mut frame = ff::frame::Audio::new(self.format, frames, layout);
             frame.set_rate(self.sample_rate);
             frame.set_pts(Some(self.next_pts));
             self.next_pts += frames as i64;
@@ -218,6 +230,26 @@ impl FfmpegEncoder {
                 }
                 self.pending_i32.drain(..n);
             }
+            SampleFormat::I16(SampleLayout::Planar) => {
+                for c in 0..ch {
+                    let plane = &mut frame.plane_mut::<i16>(c)[..frames];
+                    for (i, s) in plane.iter_mut().enumerate() {
+                        *s = self.pending_i32[i * ch + c] as i16;
+                    }
+                }
+                self.pending_i32.drain(..n);
+            }
+            SampleFormat::I32(SampleLayout::Planar) => {
+                // s32p: libavcodec's ALAC encoder reads the top `bits_per_raw_sample` bits.
+                let shift = 32 - u32::from(self.bits.unwrap_or(24));
+                for c in 0..ch {
+                    let plane = &mut frame.plane_mut::<i32>(c)[..frames];
+                    for (i, s) in plane.iter_mut().enumerate() {
+                        *s = self.pending_i32[i * ch + c] << shift;
+                    }
+                }
+                self.pending_i32.drain(..n);
+            }
             _ => {
                 // s32: libavcodec's FLAC encoder reads the top `bits_per_raw_sample` bits.
                 let shift = 32 - u32::from(self.bits.unwrap_or(24));
@@ -240,9 +272,9 @@ impl FfmpegEncoder {
                         continue;
                     }
                     // AAC and Opus frames always decode to a full frame; the edit list trims
-                    // the end padding. FLAC's last block is short and says so.
+                    // the end padding. FLAC's and ALAC's last frames are short and say so.
                     let duration = match self.codec {
-                        Codec::Flac => packet.duration() as u32,
+                        Codec::Flac | Codec::Alac => packet.duration() as u32,
                         _ => self.frame_size as u32,
                     };
                     self.packets.push_back(EncodedPacket {
@@ -317,6 +349,9 @@ impl Encoder for FfmpegEncoder {
                 // libavcodec's FLAC extradata is the bare 34-byte STREAMINFO; after the flush it
                 // carries the MD5 and total sample count.
                 streaminfo: extra,
+            },
+            Codec::Alac => DecoderConfig::Alac {
+                magic_cookie: extra,
             },
             _ => DecoderConfig::Aac {
                 audio_specific_config: extra,

@@ -73,6 +73,9 @@ pub enum DecoderConfig {
     },
     /// FLAC STREAMINFO block body, 34 bytes (final, with MD5 and total samples).
     Flac { streaminfo: Vec<u8> },
+    /// The `alac` atom libavcodec writes as extradata (36 bytes: size, 'alac', version and
+    /// flags, the 24-byte ALACSpecificConfig): the `alac` box of the sample entry, verbatim.
+    Alac { magic_cookie: Vec<u8> },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -108,7 +111,7 @@ pub fn open_encoder(plan: &RenditionPlan) -> Result<Box<dyn Encoder>, TranscodeE
         (Codec::AacLc, AacEncoder::Fdk) | (Codec::HeAac | Codec::HeAacV2, _) => {
             Ok(Box::new(fdk::FdkEncoder::open(plan)?))
         }
-        (Codec::AacLc, AacEncoder::Ffmpeg) | (Codec::Opus | Codec::Flac, _) => {
+        (Codec::AacLc, AacEncoder::Ffmpeg) | (Codec::Opus | Codec::Flac | Codec::Alac, _) => {
             Ok(Box::new(ffmpeg::FfmpegEncoder::open(plan)?))
         }
     }

@@ -130,8 +130,8 @@ mod tests {
     fn cd_master_skips_hires_and_keeps_16_bits() {
         let (plans, skipped) = plan_renditions("t", &master(44100, 2, 16), &ladder());
         assert!(!ids(&plans).contains(&"flac-hires"));
-        assert_eq!(skipped.len(), 1);
-        assert_eq!(skipped[0].rung, "flac-hires");
+        let skipped: Vec<_> = skipped.iter().map(|s| s.rung.as_str()).collect();
+        assert_eq!(skipped, ["flac-hires", "alac-hires"]);
         let cd = plans.iter().find(|p| p.rung.id == "flac-cd").unwrap();
         assert_eq!((cd.sample_rate, cd.bits), (44100, Some(16)));
         let opus = plans.iter().find(|p| p.rung.id == "opus-96").unwrap();
@@ -169,5 +169,16 @@ mod tests {
         let (plans, _) = plan_renditions("t", &master(96000, 2, 16), &ladder());
         let hr = plans.iter().find(|p| p.rung.id == "flac-hires").unwrap();
         assert_eq!(hr.bits, Some(16));
+    }
+
+    #[test]
+    fn surround_7_1_keeps_eight_channels_except_where_a_codec_cannot_carry_them() {
+        let (plans, skipped) = plan_renditions("t", &master(48000, 8, 24), &ladder());
+        assert!(plans.iter().all(|p| p.channels == 8));
+        let skipped: Vec<_> = skipped.iter().map(|s| s.rung.as_str()).collect();
+        // ALAC's 8-channel layout is 7.1 front-wide; parametric stereo is stereo only.
+        assert_eq!(skipped, ["heaac-32", "alac-cd", "alac-hires"]);
+        let (plans, _) = plan_renditions("t", &master(48000, 6, 24), &ladder());
+        assert!(ids(&plans).contains(&"alac-hires"), "5.1 fits ALAC");
     }
 }
