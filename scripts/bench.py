@@ -4,7 +4,8 @@
   scripts/bench.py [--ci] [--seconds S] [--runs N] [--memory MINUTES,...] [--out FILE]
 
 Generates (and caches under target/bench/) a 24-bit / 96 kHz stereo master of S seconds
-(default 242, as in issue 4; --ci uses 180 s and 2 runs, under two minutes), then runs, interleaved N times:
+(default 242, as in issue 4; --ci uses 180 s, under two minutes), then runs, interleaved N times
+(default 3):
   - pressing run --ladder ladders/bench.toml (5 AAC-LC, 3 Opus, 2 FLAC rungs);
   - one FFmpeg CLI process encoding the same rungs and writing DASH + HLS
     (-f dash -hls_playlist 1).
@@ -153,10 +154,11 @@ def main():
     ap.add_argument("--out", default=os.path.join(BENCH, "bench.json"))
     args = ap.parse_args()
     seconds = args.seconds or (180 if args.ci else 242)
-    runs = args.runs or (2 if args.ci else 3)
+    runs = args.runs or 3
     cores = os.cpu_count()
 
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
+    began = time.perf_counter()
     src = master(seconds)
     results, stages = run_pair(src, runs)
     ours = summary(results["pressing"], seconds, cores)
@@ -214,6 +216,8 @@ def main():
             "share_of_intervals_below_1_8_cores": round(
                 sum(1 for c in busy if c < 1.8) / max(1, len(busy)), 3),
         }
+    # The benchmark's own duration (master generation and runs; the release build excluded).
+    report["bench_seconds"] = round(time.perf_counter() - began, 1)
     text = json.dumps(report, indent=2)
     print(text)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
@@ -225,7 +229,11 @@ def main():
         failed = []
         if ratio < t["min_ratio_vs_ffmpeg"]:
             failed.append(f"ratio {ratio:.2f} < {t['min_ratio_vs_ffmpeg']}")
-        if min(over_limit) > t["max_wall_over_cpu_limit"]:
+        # The machine-limit target is stated for 2 cores (issue 4); elsewhere it is reported.
+        if cores != t["machine_limit_cores"]:
+            print(f"bench: wall/limit not enforced on {cores} cores "
+                  f"(target is for {t['machine_limit_cores']})", file=sys.stderr)
+        elif min(over_limit) > t["max_wall_over_cpu_limit"]:
             failed.append(f"wall/limit {min(over_limit):.3f} > {t['max_wall_over_cpu_limit']} "
                           "in every run")
         if failed:
