@@ -211,12 +211,7 @@ impl FfmpegEncoder {
         let n = frames * ch;
         match self.format {
             SampleFormat::F32(SampleLayout::Planar) => {
-                for c in 0..ch {
-                    let plane = &mut frame.plane_mut::<f32>(c)[..frames];
-                    for (i, s) in plane.iter_mut().enumerate() {
-                        *s = self.pending_f32[i * ch + c];
-                    }
-                }
+                fill_planar(frame, &self.pending_f32, ch, frames, |s| s);
                 self.pending_f32.drain(..n);
             }
             SampleFormat::F32(SampleLayout::Packed) => {
@@ -231,23 +226,13 @@ impl FfmpegEncoder {
                 self.pending_i32.drain(..n);
             }
             SampleFormat::I16(SampleLayout::Planar) => {
-                for c in 0..ch {
-                    let plane = &mut frame.plane_mut::<i16>(c)[..frames];
-                    for (i, s) in plane.iter_mut().enumerate() {
-                        *s = self.pending_i32[i * ch + c] as i16;
-                    }
-                }
+                fill_planar(frame, &self.pending_i32, ch, frames, |s| s as i16);
                 self.pending_i32.drain(..n);
             }
             SampleFormat::I32(SampleLayout::Planar) => {
                 // s32p: libavcodec's ALAC encoder reads the top `bits_per_raw_sample` bits.
                 let shift = 32 - u32::from(self.bits.unwrap_or(24));
-                for c in 0..ch {
-                    let plane = &mut frame.plane_mut::<i32>(c)[..frames];
-                    for (i, s) in plane.iter_mut().enumerate() {
-                        *s = self.pending_i32[i * ch + c] << shift;
-                    }
-                }
+                fill_planar(frame, &self.pending_i32, ch, frames, |s| s << shift);
                 self.pending_i32.drain(..n);
             }
             _ => {
@@ -300,6 +285,22 @@ impl FfmpegEncoder {
                 std::slice::from_raw_parts((*ctx).extradata, (*ctx).extradata_size as usize)
                     .to_vec()
             }
+        }
+    }
+}
+
+/// Spread the first `frames` frames of interleaved `src` over a planar frame's channels.
+fn fill_planar<S: Copy, T: ff::frame::audio::Sample>(
+    frame: &mut ff::frame::Audio,
+    src: &[S],
+    ch: usize,
+    frames: usize,
+    convert: impl Fn(S) -> T,
+) {
+    for c in 0..ch {
+        let plane = &mut frame.plane_mut::<T>(c)[..frames];
+        for (i, s) in plane.iter_mut().enumerate() {
+            *s = convert(src[i * ch + c]);
         }
     }
 }
