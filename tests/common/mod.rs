@@ -71,7 +71,7 @@ pub fn join_rendition(track_dir: &Path, rendition: &str) -> PathBuf {
     path
 }
 
-fn ffmpeg(args: &[&str]) -> Vec<u8> {
+pub fn ffmpeg(args: &[&str]) -> Vec<u8> {
     let o = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error"])
         .args(args)
