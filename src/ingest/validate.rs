@@ -287,7 +287,6 @@ fn scan_input(
     input: &Path,
     findings: &mut Vec<Finding>,
 ) -> (Vec<TrackSource>, Option<ReleaseMetadata>) {
-    let meta = None;
     let Ok(info) = std::fs::metadata(input) else {
         findings.push(
             IngestError::NotFound {
@@ -295,10 +294,10 @@ fn scan_input(
             }
             .to_finding(),
         );
-        return (Vec::new(), meta);
+        return (Vec::new(), None);
     };
     if !info.is_dir() {
-        return (vec![track(input.to_owned(), None)], meta);
+        return (vec![track(input.to_owned(), None)], None);
     }
     let masters = match list_masters(input) {
         Ok(mut m) => {
@@ -307,7 +306,7 @@ fn scan_input(
         }
         Err(e) => {
             findings.push(e.to_finding());
-            return (Vec::new(), meta);
+            return (Vec::new(), None);
         }
     };
     let json = input.join("release.json");
@@ -321,13 +320,13 @@ fn scan_input(
             );
         }
         let tracks = masters.into_iter().map(|p| track(p, None)).collect();
-        return (tracks, meta);
+        return (tracks, None);
     }
     let text = match std::fs::read_to_string(&json) {
         Ok(t) => t,
         Err(source) => {
             findings.push(IngestError::Io { path: json, source }.to_finding());
-            return (Vec::new(), meta);
+            return (Vec::new(), None);
         }
     };
     release_tracks(&json, &text, input, &masters, findings)
