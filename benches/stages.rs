@@ -111,6 +111,7 @@ fn encode(c: &mut Criterion) {
             sample_rate: rate,
             channels: 2,
             bits,
+            bitrate: rung.bitrate,
         };
         let input = signal(rate);
         let mut ints = Vec::new();

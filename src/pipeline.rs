@@ -562,6 +562,7 @@ fn write_manifests(
             sample_rate: r.stream.sample_rate,
             channels: r.stream.channels,
             bits_per_sample: r.stream.bits_per_sample,
+            target_bitrate: plan.bitrate,
             bandwidth: r.bandwidth,
             average_bandwidth: r.average_bandwidth,
             init: format!("{id}/{}/{}", r.id, r.init_file),

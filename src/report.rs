@@ -86,6 +86,9 @@ pub struct RenditionReport {
     pub channels: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bits_per_sample: Option<u8>,
+    /// Bit/s the lossy encoder targeted: the rung's, scaled for surround.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_bitrate: Option<u32>,
     /// Peak segment bit rate, bit/s (HLS BANDWIDTH, DASH @bandwidth).
     pub bandwidth: u64,
     /// Mean bit rate, bit/s (HLS AVERAGE-BANDWIDTH).

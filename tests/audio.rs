@@ -236,6 +236,23 @@ fn a_5_1_master_keeps_its_six_channels_on_every_rung_that_carries_them() {
     for r in t["renditions"].as_array().unwrap() {
         let rid = r["id"].as_str().unwrap();
         assert_eq!(r["channels"], 6, "{rid}");
+        // A lossy rung's bitrate is per stereo pair: 5.1 gets 2.5x (five full-band channels),
+        // and the stream holds it.
+        if let Some(target) = r["target_bitrate"].as_u64() {
+            let rung = match rid {
+                "aac-256" => 256_000,
+                "aac-160" | "opus-160" => 160_000,
+                "aac-96" | "opus-96" => 96_000,
+                "heaac-64" => 64_000,
+                other => panic!("unexpected lossy rung {other}"),
+            };
+            assert_eq!(target, rung * 5 / 2, "{rid}: target");
+            let ratio = r["average_bandwidth"].as_f64().unwrap() / target as f64;
+            assert!(
+                (0.95..=1.10).contains(&ratio),
+                "{rid}: {ratio:.3} of target"
+            );
+        }
         let decoded = decode_gapless(&out.join("surround-51"), rid, 6);
         let rate = r["sample_rate"].as_u64().unwrap();
         assert_eq!(

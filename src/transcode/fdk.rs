@@ -74,10 +74,7 @@ impl FdkEncoder {
         };
         let mode = channel_mode(plan.channels)
             .ok_or_else(|| open_err(format!("no AAC layout for {} channels", plan.channels)))?;
-        let bitrate = plan
-            .rung
-            .bitrate
-            .ok_or_else(|| open_err("no bitrate".into()))?;
+        let bitrate = plan.bitrate.ok_or_else(|| open_err("no bitrate".into()))?;
         let mut handle: sys::HANDLE_AACENCODER = ptr::null_mut();
         // SAFETY: aacEncOpen writes a fresh handle into `handle`.
         let rc = unsafe { sys::aacEncOpen(&mut handle, 0, plan.channels as u32) };

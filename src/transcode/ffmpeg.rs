@@ -109,7 +109,7 @@ impl FfmpegEncoder {
         enc.set_channels(plan.channels as i32);
         enc.set_format(format);
         enc.set_time_base(ff::Rational::new(1, plan.sample_rate as i32));
-        if let Some(bps) = plan.rung.bitrate {
+        if let Some(bps) = plan.bitrate {
             enc.set_bit_rate(bps as usize);
         }
         let mut opts = ff::Dictionary::new();

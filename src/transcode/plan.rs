@@ -2,6 +2,10 @@
 //!
 //! Rules: never upsample (Opus, which only runs at 48 kHz, is the exception), never raise the
 //! bit depth, never invent channels. A rung that cannot apply is skipped with a reason.
+//!
+//! A lossy rung's bitrate is a stereo figure: a surround rendition gets it per pair of
+//! full-bandwidth channels (the LFE channel rides free), so a 5.1 master on a 96 kbit/s rung is
+//! encoded at 240 kbit/s, not squeezed into 96. Mono keeps the rung's bitrate.
 
 use crate::ingest::{MasterFormat, SampleKind};
 use crate::ladder::{Codec, Ladder, RateSpec, Rung};
@@ -13,6 +17,21 @@ pub struct RenditionPlan {
     pub channels: u16,
     /// Bits per sample of a lossless rendition.
     pub bits: Option<u8>,
+    /// Bit/s a lossy encoder targets: the rung's, scaled for surround (see the module docs).
+    pub bitrate: Option<u32>,
+}
+
+/// A stereo bitrate scaled to `channels`: per pair of full-bandwidth channels above stereo.
+pub fn scaled_bitrate(stereo: u32, channels: u16) -> u32 {
+    let full_band = match channels {
+        6 | 8 => channels - 1, // 5.1 and 7.1: the LFE channel is not counted
+        c => c,
+    };
+    if full_band <= 2 {
+        stereo
+    } else {
+        (u64::from(stereo) * u64::from(full_band) / 2) as u32
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -97,6 +116,7 @@ fn plan_one(master: &MasterFormat, rung: &Rung) -> Result<RenditionPlan, String>
         sample_rate,
         channels,
         bits,
+        bitrate: rung.bitrate.map(|b| scaled_bitrate(b, channels)),
     })
 }
 
@@ -169,6 +189,19 @@ mod tests {
         let (plans, _) = plan_renditions("t", &master(96000, 2, 16), &ladder());
         let hr = plans.iter().find(|p| p.rung.id == "flac-hires").unwrap();
         assert_eq!(hr.bits, Some(16));
+    }
+
+    #[test]
+    fn surround_bitrates_scale_per_pair_of_full_band_channels() {
+        assert_eq!(scaled_bitrate(96_000, 1), 96_000);
+        assert_eq!(scaled_bitrate(96_000, 2), 96_000);
+        assert_eq!(scaled_bitrate(96_000, 6), 240_000);
+        assert_eq!(scaled_bitrate(256_000, 8), 896_000);
+        let (plans, _) = plan_renditions("t", &master(48000, 6, 24), &ladder());
+        let aac = plans.iter().find(|p| p.rung.id == "aac-96").unwrap();
+        assert_eq!(aac.bitrate, Some(240_000));
+        let flac = plans.iter().find(|p| p.rung.id == "flac-cd").unwrap();
+        assert_eq!(flac.bitrate, None);
     }
 
     #[test]
