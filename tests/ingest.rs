@@ -199,3 +199,100 @@ fn init_segments_carry_track_and_album_loudness() {
         }
     }
 }
+
+/// A music-like master with dynamics (a quiet verse, a loud chorus with tremolo, a fade-out)
+/// and a two-part album whose parts are one continuous signal: integrated loudness and LRA
+/// agree with FFmpeg's ebur128 within 0.1 LU, and album loudness over the two parts agrees
+/// with FFmpeg on the uncut programme (only the few blocks straddling the cut differ).
+#[test]
+fn loudness_of_a_dynamic_master_and_of_an_album_agrees_with_ffmpeg() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dynamic");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let master = dir.join("dynamic.wav");
+    let part = |name: &str, args: &[&str]| {
+        let path = dir.join(name);
+        let status = Command::new("sox")
+            .args(["-n", "-r", "48000", "-b", "24", "-c", "2"])
+            .arg(&path)
+            .args(args)
+            .status()
+            .expect("sox is installed (scripts/setup.sh)");
+        assert!(status.success());
+        path
+    };
+    let verse = part(
+        "verse.wav",
+        &["synth", "12", "pinknoise", "sine", "220", "vol", "0.05"],
+    );
+    let chorus = part(
+        "chorus.wav",
+        &[
+            "synth",
+            "16",
+            "pinknoise",
+            "sine",
+            "330-660",
+            "tremolo",
+            "4",
+            "60",
+            "vol",
+            "0.4",
+        ],
+    );
+    let outro = part(
+        "outro.wav",
+        &[
+            "synth",
+            "12",
+            "pinknoise",
+            "sine",
+            "440",
+            "vol",
+            "0.3",
+            "fade",
+            "0",
+            "12",
+            "11",
+        ],
+    );
+    let status = Command::new("sox")
+        .args([&verse, &chorus, &outro])
+        .arg(&master)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for p in [&verse, &chorus, &outro] {
+        std::fs::remove_file(p).unwrap();
+    }
+    let (code, report, stderr) = validate_json(&[dir.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let l = &report["tracks"][0]["loudness"];
+    let (i, lra, _) = ffmpeg_ebur128(&master);
+    let ours = l["integrated_lufs"].as_f64().unwrap();
+    let our_lra = l["loudness_range_lu"].as_f64().unwrap();
+    assert!(
+        (ours - i).abs() <= 0.1,
+        "integrated {ours:.2} vs FFmpeg {i}"
+    );
+    assert!(lra > 5.0, "the master has dynamics (LRA {lra})");
+    assert!(
+        (our_lra - lra).abs() <= 0.1,
+        "LRA {our_lra:.2} vs FFmpeg {lra}"
+    );
+
+    let (code, report, stderr) = validate_json(&["fixtures/gapless"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let album = &report["albums"][0]["loudness"];
+    let (i, _, tp) = ffmpeg_ebur128(uncut_programme());
+    let ours = album["integrated_lufs"].as_f64().unwrap();
+    assert!(
+        (ours - i).abs() <= 0.1,
+        "album {ours:.2} vs FFmpeg {i} uncut"
+    );
+    let our_tp = album["true_peak_dbtp"].as_f64().unwrap();
+    assert!(
+        (our_tp - tp).abs() <= 0.3,
+        "album true peak {our_tp:.2} vs {tp}"
+    );
+}
