@@ -150,8 +150,8 @@ impl FfmpegEncoder {
         };
         // SAFETY: the opened context is valid for reads; initial_padding is a plain int.
         let priming = unsafe { (*encoder.as_ptr()).initial_padding.max(0) as u32 };
-        Ok(FfmpegEncoder {
-            rung,
+        let enc = FfmpegEncoder {
+            rung: rung.clone(),
             codec,
             encoder,
             format,
@@ -166,7 +166,16 @@ impl FfmpegEncoder {
             next_pts: 0,
             packets: VecDeque::new(),
             finished: false,
-        })
+        };
+        // The sample entry copies ALAC's magic cookie verbatim: it must be the `alac` atom.
+        let cookie = enc.extradata();
+        if codec == Codec::Alac && (cookie.len() != 36 || &cookie[4..8] != b"alac") {
+            return Err(open_err(format!(
+                "unexpected ALAC magic cookie ({} bytes)",
+                cookie.len()
+            )));
+        }
+        Ok(enc)
     }
 
     fn err(&self, message: String) -> TranscodeError {
