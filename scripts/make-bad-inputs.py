@@ -15,7 +15,8 @@ import shutil
 import struct
 import subprocess
 import sys
-import wave
+
+from wavfile import write_wav
 
 RATE = 44100
 
@@ -27,22 +28,6 @@ def tone(seconds, rate=RATE, channels=2, amp=0.4, offset=0.0, freq=440.0):
         v = amp * math.sin(2 * math.pi * freq * i / rate) + offset
         out.extend([v] * channels)
     return out
-
-
-def write_wav(path, samples, rate=RATE, channels=2, bits=16):
-    scale = float(1 << (bits - 1))
-    with wave.open(path, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(bits // 8)
-        w.setframerate(rate)
-        data = bytearray()
-        for s in samples:
-            v = max(-int(scale), min(int(scale) - 1, int(round(s * scale))))
-            if bits == 8:
-                data += struct.pack("<B", v + 128)
-            else:
-                data += struct.pack("<i", v)[: bits // 8]
-        w.writeframes(bytes(data))
 
 
 def sox(*args):

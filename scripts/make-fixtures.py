@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerate the committed fixtures under fixtures/ (deterministic: same bytes every run).
+"""Regenerate the committed fixtures under fixtures/ (deterministic audio: the WAV and FLAC
+files are the same bytes every run; sox stamps the AIFF's comment chunk with the time).
 
 Signals are music-like (harmonic tones with envelopes, a slow chirp, a little seeded noise) so
 encoders behave as on real material, and peak below -1 dBFS. Needs python3 and sox (FLAC/AIFF).
@@ -18,11 +19,11 @@ import json
 import math
 import os
 import random
-import struct
 import subprocess
 import sys
 import tempfile
-import wave
+
+from wavfile import write_wav
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
 GAPLESS_CUT = 250_001
@@ -51,20 +52,6 @@ def signal(rate, seconds, channels, seed, base=220.0):
     return out
 
 
-def write_wav(path, rate, channels, bits, samples):
-    scale = float(1 << (bits - 1))
-    with wave.open(path, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(bits // 8)
-        w.setframerate(rate)
-        frames = bytearray()
-        for s in samples:
-            v = int(round(s * scale))
-            v = max(-int(scale), min(int(scale) - 1, v))
-            frames += struct.pack("<i", v)[: bits // 8]
-        w.writeframes(bytes(frames))
-
-
 def convert(src, dst, *args):
     subprocess.run(["sox", src, *args, dst], check=True)
 
@@ -82,20 +69,20 @@ def main():
 
 
 def make_audio(album, gapless, tmp):
-    write_wav(os.path.join(album, "01-cd-stereo.wav"), 44100, 2, 16,
-              signal(44100, 10.5, 2, seed=1))
+    write_wav(os.path.join(album, "01-cd-stereo.wav"), signal(44100, 10.5, 2, seed=1),
+              rate=44100, channels=2, bits=16)
     hires = os.path.join(tmp, "hires.wav")
-    write_wav(hires, 96000, 2, 24, signal(96000, 6.5, 2, seed=2, base=330.0))
+    write_wav(hires, signal(96000, 6.5, 2, seed=2, base=330.0), rate=96000, channels=2, bits=24)
     convert(hires, os.path.join(album, "02-hires.flac"))
     mono = os.path.join(tmp, "mono.wav")
-    write_wav(mono, 44100, 1, 16, signal(44100, 4.0, 1, seed=3, base=196.0))
+    write_wav(mono, signal(44100, 4.0, 1, seed=3, base=196.0), rate=44100, channels=1, bits=16)
     convert(mono, os.path.join(album, "03-mono.aiff"))
 
     prog = signal(48000, 12.0, 2, seed=4, base=261.63)
     cut = GAPLESS_CUT * 2
     for name, part in (("01-part-one", prog[:cut]), ("02-part-two", prog[cut:])):
         wav = os.path.join(tmp, name + ".wav")
-        write_wav(wav, 48000, 2, 24, part)
+        write_wav(wav, part, rate=48000, channels=2, bits=24)
         convert(wav, os.path.join(gapless, name + ".flac"))
 
 
