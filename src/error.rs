@@ -6,6 +6,8 @@ use crate::ingest::validate::ValidationReport;
 use crate::ingest::IngestError;
 use crate::ladder::LadderError;
 use crate::package::PackageError;
+use crate::publish::{PublishError, StoreErrorKind};
+use crate::report::ReportEntryError;
 use crate::transcode::TranscodeError;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +20,16 @@ pub enum Error {
     Transcode(#[from] TranscodeError),
     #[error(transparent)]
     Package(#[from] PackageError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Report(#[from] ReportEntryError),
+    #[error("{path:?}: {message} ({fix})")]
+    Input {
+        path: PathBuf,
+        message: String,
+        fix: &'static str,
+    },
     #[error("cannot write {path:?}: {source}")]
     Output {
         path: PathBuf,
@@ -36,26 +48,47 @@ pub mod exit {
     pub const USAGE: u8 = 64;
     /// Bad input: a master, the ladder or the release metadata.
     pub const BAD_INPUT: u8 = 65;
+    /// A store or the catalog receiver cannot be reached, or failed after the retries; or
+    /// the bucket does not exist.
+    pub const UNAVAILABLE: u8 = 69;
     /// Internal failure: an encoder or the pipeline itself.
     pub const INTERNAL: u8 = 70;
-    /// Cannot write the output.
+    /// Cannot write the output, read a package, or the store refused a checksum.
     pub const OUTPUT: u8 = 74;
+    /// The catalog receiver rejected the notification (a 4xx other than 429); the package
+    /// is published.
+    pub const REJECTED: u8 = 76;
+    /// The store refused the credentials or the permission.
+    pub const PERMISSION: u8 = 77;
 }
 
 impl Error {
     /// Whether running the same job again may succeed (the worker retries these).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::Output { .. }
-                | Error::Package(PackageError::Write { .. })
-                | Error::Ingest(IngestError::Io { .. })
-        )
+        match self {
+            Error::Publish(e) => e.is_retryable(),
+            _ => matches!(
+                self,
+                Error::Output { .. }
+                    | Error::Package(PackageError::Write { .. })
+                    | Error::Ingest(IngestError::Io { .. })
+            ),
+        }
     }
 
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Ladder(_) | Error::Ingest(_) | Error::Rejected(_) => exit::BAD_INPUT,
+            Error::Input { .. } | Error::Report(_) => exit::BAD_INPUT,
+            Error::Publish(PublishError::Store(e)) => match e.kind {
+                StoreErrorKind::Denied => exit::PERMISSION,
+                StoreErrorKind::Local | StoreErrorKind::Integrity => exit::OUTPUT,
+                StoreErrorKind::Unavailable
+                | StoreErrorKind::NoSuchBucket
+                | StoreErrorKind::Refused => exit::UNAVAILABLE,
+            },
+            Error::Publish(PublishError::Notify(_)) => exit::UNAVAILABLE,
+            Error::Publish(PublishError::NotPublished { .. }) => exit::BAD_INPUT,
             Error::Output { .. } | Error::Package(PackageError::Write { .. }) => exit::OUTPUT,
             Error::Transcode(_) | Error::Package(_) | Error::Internal(_) => exit::INTERNAL,
         }

@@ -1,17 +1,18 @@
 //! The `pressing` command line: parses arguments, wires the pipeline, prints.
 
-use std::io::IsTerminal;
+mod cli;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use clap::{Parser, Subcommand};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use cli::progress::{Progress, Uploads};
+use cli::stores::{PublishArgs, StoreArgs};
 use pressing::error::exit;
 use pressing::ingest::validate::{ValidateOptions, ValidationReport};
 use pressing::ladder::Ladder;
-use pressing::pipeline::{self, ProgressSink, RunOptions};
+use pressing::pipeline::{self, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -32,10 +33,14 @@ struct RunArgs {
     /// Ladder file.
     #[arg(long, default_value = "ladders/music.toml")]
     ladder: PathBuf,
-    /// Output folder; each track gets a sub-folder named after its id.
+    /// Output folder (each track gets a sub-folder named after its id), or s3://bucket/prefix
+    /// to encode into a local staging folder and publish from there.
     #[arg(long, default_value = "out")]
-    out: PathBuf,
-    /// Where to write the JSON report [default: <out>/report.json].
+    out: String,
+    /// The local staging folder for an s3:// output [default: under the user's cache folder].
+    #[arg(long)]
+    staging: Option<PathBuf>,
+    /// Where to write the JSON report [default: <out>/report.json, or <staging>/report.json].
     #[arg(long)]
     report: Option<PathBuf>,
     /// Worker threads [default: every core].
@@ -50,6 +55,10 @@ struct RunArgs {
     /// Accept lossy masters (MP3, AAC, Vorbis, Opus) with a warning.
     #[arg(long)]
     allow_lossy: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    publish: PublishArgs,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +79,36 @@ enum Command {
         /// Accept lossy masters with a warning.
         #[arg(long)]
         allow_lossy: bool,
+    },
+    /// Publish a package folder (written by `run`) to a store, then notify the catalog.
+    Publish {
+        /// The folder `pressing run --out` wrote (it holds report.json).
+        package: PathBuf,
+        /// s3://bucket/prefix, or a local folder.
+        destination: String,
+        /// Also print the updated report on standard output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        publish: PublishArgs,
+    },
+    /// Take tracks down: entry manifests first, then every object, then notify the catalog.
+    Unpublish {
+        /// s3://bucket/prefix, or a local folder.
+        destination: String,
+        /// Track ids (the folder names: lowercased ISRCs or file names).
+        #[arg(required = true)]
+        tracks: Vec<String>,
+        /// Where to send the `track.unpublished` notification.
+        #[arg(long)]
+        catalog_url: Option<String>,
+        /// Print what was done as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -94,6 +133,20 @@ fn main() -> ExitCode {
             json,
             allow_lossy,
         } => validate(inputs, metadata, json, allow_lossy),
+        Command::Publish {
+            package,
+            destination,
+            json,
+            store,
+            publish,
+        } => publish_package(&package, &destination, json, &store, &publish),
+        Command::Unpublish {
+            destination,
+            tracks,
+            catalog_url,
+            json,
+            store,
+        } => unpublish(&destination, &tracks, catalog_url.as_deref(), json, &store),
     }
 }
 
@@ -183,11 +236,14 @@ fn run(args: RunArgs) -> ExitCode {
         inputs,
         ladder,
         out,
+        staging,
         report: report_path,
         jobs,
         gapless,
         json,
         allow_lossy,
+        store,
+        publish,
     } = args;
     if jobs == Some(0) {
         eprintln!("error: --jobs 0 (expected at least 1 thread)");
@@ -197,16 +253,31 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&pressing::Error::from(e)),
     };
+    // An s3:// output is encoded into a local staging folder, then published from it.
+    let remote = cli::stores::is_remote(&out);
+    let local = match (&staging, remote) {
+        (Some(dir), true) => dir.clone(),
+        (None, true) => cli::stores::default_staging(&out),
+        (_, false) => PathBuf::from(&out),
+    };
+    // Wire the store and the catalog before encoding: a bad flag fails in a second, not after.
+    let target = if remote {
+        match (cli::stores::open(&out, &store), publish.notifier()) {
+            (Ok(s), Ok(n)) => Some((s, n)),
+            (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
+        }
+    } else {
+        None
+    };
     let opts = RunOptions {
         inputs,
         ladder,
-        out: out.clone(),
+        out: local.clone(),
         jobs,
         gapless,
         allow_lossy,
     };
-    let progress = Progress::new();
-    let report = match pipeline::run(&opts, &progress) {
+    let report = match pipeline::run(&opts, &Progress::new()) {
         Ok(r) => r,
         Err(pressing::Error::Rejected(validation)) => {
             print_validation(&validation);
@@ -218,85 +289,181 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("{w}");
     }
     let text = serde_json::to_string_pretty(&report).expect("the report serialises");
-    let report_path = report_path.unwrap_or_else(|| out.join("report.json"));
-    if let Err(e) = std::fs::write(&report_path, format!("{text}\n")) {
-        eprintln!("error: cannot write report {report_path:?}: {e}");
+    let in_package = local.join(pressing::layout::REPORT);
+    if let Err(e) = std::fs::write(&in_package, format!("{text}\n")) {
+        eprintln!("error: cannot write report {in_package:?}: {e}");
         return ExitCode::from(exit::OUTPUT);
-    }
-    if json {
-        println!("{text}");
     }
     let renditions: usize = report.tracks.iter().map(|t| t.renditions.len()).sum();
     eprintln!(
-        "pressed {} track(s), {} rendition(s), {} rung(s) skipped -> {} (report: {})",
+        "pressed {} track(s), {} rendition(s), {} rung(s) skipped -> {}",
         report.tracks.len(),
         renditions,
         report.skipped.len(),
-        out.display(),
-        report_path.display()
+        local.display(),
     );
     for s in &report.skipped {
         eprintln!("  skipped {} for {}: {}", s.rung, s.track, s.reason);
     }
-    ExitCode::SUCCESS
+    let (value, code) = match target {
+        None => (
+            serde_json::to_value(&report).expect("the report serialises"),
+            ExitCode::SUCCESS,
+        ),
+        Some((store, notifier)) => {
+            let opts = publish.options();
+            match pipeline::publish(&local, &*store, &*notifier, &opts, &Uploads::new()) {
+                Ok(v) => {
+                    let code = print_published(&v);
+                    // Published: the staging copy of the tracks is no longer needed (the report,
+                    // with each track's publish entry, stays).
+                    if staging.is_none() {
+                        for t in &report.tracks {
+                            let _ = std::fs::remove_dir_all(local.join(&t.id));
+                        }
+                    }
+                    (v, code)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    eprintln!(
+                        "the package is kept in {}: `pressing publish {} {out}` finishes the job",
+                        local.display(),
+                        local.display()
+                    );
+                    return ExitCode::from(e.exit_code());
+                }
+            }
+        }
+    };
+    let text = serde_json::to_string_pretty(&value).expect("the report serialises");
+    if let Some(path) = &report_path {
+        if let Err(e) = std::fs::write(path, format!("{text}\n")) {
+            eprintln!("error: cannot write report {path:?}: {e}");
+            return ExitCode::from(exit::OUTPUT);
+        }
+    }
+    eprintln!(
+        "report: {}",
+        report_path.as_ref().unwrap_or(&in_package).display()
+    );
+    if json {
+        println!("{text}");
+    }
+    code
+}
+
+fn publish_package(
+    package: &std::path::Path,
+    destination: &str,
+    json: bool,
+    store: &StoreArgs,
+    publish: &PublishArgs,
+) -> ExitCode {
+    let (store, notifier) = match (cli::stores::open(destination, store), publish.notifier()) {
+        (Ok(s), Ok(n)) => (s, n),
+        (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
+    };
+    match pipeline::publish(
+        package,
+        &*store,
+        &*notifier,
+        &publish.options(),
+        &Uploads::new(),
+    ) {
+        Ok(v) => {
+            let code = print_published(&v);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("JSON serialises")
+                );
+            }
+            code
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// One line per published track; exit 76 when the catalog rejected a notification.
+fn print_published(report: &serde_json::Value) -> ExitCode {
+    let mut rejected = false;
+    for t in report["tracks"].as_array().into_iter().flatten() {
+        let p = &t["publish"];
+        let status = p["notification"]["status"].as_str().unwrap_or("?");
+        rejected |= status == "rejected";
+        eprintln!(
+            "published {} -> {}: {} uploaded, {} already there, {} bytes, {} requests, {:.2} s; catalog: {status}",
+            t["id"].as_str().unwrap_or("?"),
+            p["destination"].as_str().unwrap_or("?"),
+            p["uploaded"],
+            p["skipped"],
+            p["bytes"],
+            p["requests"],
+            p["seconds"].as_f64().unwrap_or(0.0),
+        );
+    }
+    if rejected {
+        eprintln!("error: the catalog rejected a notification (see tracks[].publish.notification); the package is published");
+        ExitCode::from(exit::REJECTED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn unpublish(
+    destination: &str,
+    tracks: &[String],
+    catalog_url: Option<&str>,
+    json: bool,
+    store: &StoreArgs,
+) -> ExitCode {
+    let publish = PublishArgs {
+        catalog_url: catalog_url.map(str::to_string),
+        ..PublishArgs::default()
+    };
+    let (store, notifier) = match (cli::stores::open(destination, store), publish.notifier()) {
+        (Ok(s), Ok(n)) => (s, n),
+        (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
+    };
+    let done = match pipeline::unpublish(tracks, &*store, &*notifier) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let mut rejected = false;
+    for (track, r) in &done {
+        match r {
+            Some(r) => {
+                rejected |= r.notification.status == pressing::publish::DeliveryStatus::Rejected;
+                eprintln!(
+                    "unpublished {track} from {}: {} object(s) deleted; catalog: {:?}",
+                    r.destination, r.deleted, r.notification.status
+                );
+            }
+            None => eprintln!(
+                "warning: {track}: nothing under {} (already unpublished, or never published)",
+                store.destination()
+            ),
+        }
+    }
+    if json {
+        let v: Vec<_> = done
+            .iter()
+            .map(|(t, r)| serde_json::json!({ "track": t, "unpublish": r }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("JSON serialises")
+        );
+    }
+    if rejected {
+        ExitCode::from(exit::REJECTED)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn fail(e: &pressing::Error) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(e.exit_code())
-}
-
-/// Bars on a terminal; one line per finished track otherwise.
-struct Progress {
-    bars: Option<(MultiProgress, Mutex<Vec<TrackBar>>)>,
-}
-
-type TrackBar = (String, ProgressBar);
-
-impl Progress {
-    fn new() -> Progress {
-        let bars = std::io::stderr()
-            .is_terminal()
-            .then(|| (MultiProgress::new(), Mutex::new(Vec::new())));
-        Progress { bars }
-    }
-
-    fn bar(&self, track: &str) -> Option<ProgressBar> {
-        let (_, bars) = self.bars.as_ref()?;
-        let bars = bars.lock().ok()?;
-        bars.iter()
-            .find(|(t, _)| t == track)
-            .map(|(_, b)| b.clone())
-    }
-}
-
-impl ProgressSink for Progress {
-    fn track_started(&self, track: &str, total_frames: Option<u64>) {
-        let Some((multi, bars)) = &self.bars else {
-            return;
-        };
-        let bar = multi.add(ProgressBar::new(total_frames.unwrap_or(0)));
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>24} [{bar:40}] {percent:>3}% {elapsed}")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(track.to_string());
-        if let Ok(mut b) = bars.lock() {
-            b.push((track.to_string(), bar));
-        }
-    }
-
-    fn track_advanced(&self, track: &str, frames: u64) {
-        if let Some(bar) = self.bar(track) {
-            bar.set_position(frames);
-        }
-    }
-
-    fn track_finished(&self, track: &str) {
-        match self.bar(track) {
-            Some(bar) => bar.finish(),
-            None => eprintln!("decoded {track}"),
-        }
-    }
 }

@@ -59,7 +59,7 @@ fn every_rendition_has_the_master_length_and_alignment() {
                 "{id}/{rid} report"
             );
             let dir = out.join(id);
-            let (priming, len) = edit_list(&dir.join(rid).join("init.mp4"));
+            let (priming, len) = edit_list(&rendition_dir(&dir, rid).join("init.mp4"));
             assert_eq!(len, expected, "{id}/{rid}: edit list duration");
             assert_eq!(
                 priming,

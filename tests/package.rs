@@ -36,7 +36,7 @@ fn init_and_media_segments_parse_with_their_fields() {
     let report = report(out);
     for (track, _, r) in renditions(&report) {
         let rid = r["id"].as_str().unwrap();
-        let dir = out.join(&track).join(rid);
+        let dir = rendition_dir(&out.join(&track), rid);
         let init = std::fs::read(dir.join("init.mp4")).unwrap();
         let mut cur = std::io::Cursor::new(init.as_slice());
         let ftyp = Ftyp::decode(&mut cur).expect("ftyp");
@@ -163,7 +163,7 @@ fn hls_playlists_parse_and_match_the_segments() {
             .map(|r| (r["id"].as_str().unwrap(), r))
             .collect();
         for (rid, r) in &by_id {
-            let dir = out.join(track).join(rid);
+            let dir = rendition_dir(&out.join(track), rid);
             let text = std::fs::read(dir.join("index.m3u8")).unwrap();
             let m3u8_rs::Playlist::MediaPlaylist(pl) = m3u8_rs::parse_playlist_res(&text).unwrap()
             else {
@@ -212,7 +212,7 @@ fn hls_playlists_parse_and_match_the_segments() {
             let family = p["family"].as_str().unwrap();
             let mut seen = std::collections::HashSet::new();
             for v in &mv.variants {
-                let rid = v.uri.trim_end_matches("/index.m3u8");
+                let rid = v.uri.split('/').next().unwrap();
                 let r = by_id[rid];
                 assert_eq!(v.codecs.as_deref(), r["codecs"].as_str(), "{rid}: CODECS");
                 assert_eq!(
@@ -288,7 +288,7 @@ fn dash_mpds_parse_and_match_the_segments() {
                             t0 += s.d;
                         }
                     }
-                    let files = segment_files(&out.join(track).join(rid));
+                    let files = segment_files(&rendition_dir(&out.join(track), rid));
                     assert_eq!(times.len(), files.len(), "{rid}: timeline length");
                     for (i, ((t0, _), file)) in times.iter().zip(&files).enumerate() {
                         let bytes = std::fs::read(file).unwrap();

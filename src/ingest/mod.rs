@@ -191,6 +191,9 @@ pub struct TrackSource {
     pub album: usize,
     /// What release.json says of the track, when there is one.
     pub metadata: Option<metadata::TrackMetadata>,
+    /// The master's format, as validation decoded it (`None` until then, or if it did not
+    /// decode): later stages take it from here instead of reopening the file.
+    pub format: Option<MasterFormat>,
 }
 
 /// What `ingest` hands to `transcode`: the tracks in order, grouped into programmes. A

@@ -207,7 +207,7 @@ fn finish(
     mut findings: Vec<Finding>,
 ) -> (Release, ValidationReport) {
     let Scan {
-        tracks,
+        mut tracks,
         albums_of,
         mut albums,
         mut programmes,
@@ -248,7 +248,8 @@ fn finish(
         }
     }
     let mut checks = Vec::with_capacity(tracks.len());
-    for ((t, d), album) in tracks.iter().zip(decoded).zip(&albums_of) {
+    for ((t, d), album) in tracks.iter_mut().zip(decoded).zip(&albums_of) {
+        t.format = d.format.clone();
         findings.extend(d.findings);
         checks.push(MasterCheck {
             id: t.id.clone(),
@@ -350,6 +351,7 @@ fn track(path: PathBuf, metadata: Option<TrackMetadata>) -> TrackSource {
         isrc,
         album: 0,
         metadata,
+        format: None,
     }
 }
 

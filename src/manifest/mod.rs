@@ -6,17 +6,71 @@
 //! lossless). DASH says that with one AdaptationSet per family in each tier's MPD; HLS has no
 //! switching-set construct, so each (tier, family) gets its own multivariant playlist.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dash_mpd_core as mpd;
 use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, VariantStream};
 
-use crate::ladder::Family;
+use crate::ladder::{Family, Tier};
+use crate::layout;
 use crate::package::PackagedRendition;
 
+/// A rendition's folder (its version folder), relative to the track folder.
+pub fn rendition_dir(r: &PackagedRendition) -> String {
+    layout::rendition_dir(&r.id, &r.version)
+}
+
 /// Path of a rendition's media playlist, relative to the track folder.
-pub fn media_playlist_path(rendition: &str) -> String {
-    format!("{rendition}/index.m3u8")
+pub fn media_playlist_path(r: &PackagedRendition) -> String {
+    format!("{}/{}", rendition_dir(r), layout::MEDIA_PLAYLIST_FILE)
+}
+
+/// One entry manifest of a track: a (tier, family) multivariant playlist or a tier's MPD.
+pub struct EntryManifest {
+    pub tier: Tier,
+    /// `None` for an MPD (it holds every family of its tier).
+    pub family: Option<Family>,
+    /// Path relative to the track folder.
+    pub path: String,
+    pub text: String,
+}
+
+/// The set policy: tiers are cumulative (each tier's manifests hold its own rungs and every
+/// lower tier's); a player switches only within a codec family, so each (tier, family) gets a
+/// multivariant playlist and each tier an MPD with one AdaptationSet per family.
+pub fn create_entry_manifests(
+    renditions: &[(Tier, Family, &PackagedRendition)],
+    duration_seconds: f64,
+) -> Vec<EntryManifest> {
+    let mut out = Vec::new();
+    for tier in Tier::ALL {
+        let mut sets: BTreeMap<Family, Vec<&PackagedRendition>> = BTreeMap::new();
+        for &(t, family, r) in renditions {
+            if t <= tier {
+                sets.entry(family).or_default().push(r);
+            }
+        }
+        if sets.is_empty() {
+            continue;
+        }
+        for (family, members) in &sets {
+            out.push(EntryManifest {
+                tier,
+                family: Some(*family),
+                path: layout::multivariant_playlist(tier.as_str(), family.as_str()),
+                text: create_multivariant_playlist(members),
+            });
+        }
+        let sets: Vec<_> = sets.into_iter().collect();
+        out.push(EntryManifest {
+            tier,
+            family: None,
+            path: layout::mpd(tier.as_str()),
+            text: create_mpd(duration_seconds, &sets),
+        });
+    }
+    out
 }
 
 /// RFC 8216 4.3.3: a VOD media playlist for one rendition; URIs relative to its own folder.
@@ -74,7 +128,7 @@ pub fn create_multivariant_playlist(renditions: &[&PackagedRendition]) -> String
         variants: sorted
             .iter()
             .map(|r| VariantStream {
-                uri: media_playlist_path(&r.id),
+                uri: media_playlist_path(r),
                 bandwidth: r.bandwidth,
                 average_bandwidth: Some(r.average_bandwidth),
                 codecs: Some(r.codecs.clone()),
@@ -196,8 +250,8 @@ fn representation(r: &PackagedRendition) -> mpd::Representation {
         }],
         SegmentTemplate: Some(mpd::SegmentTemplate {
             timescale: Some(u64::from(r.stream.sample_rate)),
-            initialization: Some(format!("{}/{}", r.id, r.init_file)),
-            media: Some(format!("{}/seg-$Number%05d$.m4s", r.id)),
+            initialization: Some(format!("{}/{}", rendition_dir(r), r.init_file)),
+            media: Some(format!("{}/{}", rendition_dir(r), layout::SEGMENT_TEMPLATE)),
             startNumber: Some(1),
             SegmentTimeline: Some(mpd::SegmentTimeline { segments: timeline }),
             ..Default::default()

@@ -11,6 +11,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::layout;
+use crate::transcode::engine::{RenditionSink, TrackSpan};
 use crate::transcode::{EncodedPacket, StreamConfig};
 
 pub use boxes::{
@@ -46,6 +51,8 @@ pub struct SegmentInfo {
 #[derive(Clone, Debug)]
 pub struct PackagedRendition {
     pub id: String,
+    /// The version folder (a digest of the rendition's bytes, `layout::version_name`).
+    pub version: String,
     pub stream: StreamConfig,
     pub codecs: String,
     pub init_file: String,
@@ -145,32 +152,45 @@ impl Segmenter {
 }
 
 /// Writes one rendition's segments as packets arrive, then its init segment.
+///
+/// Files are written into a building folder under the rendition's folder; when the rendition
+/// is finished the folder is renamed to its version, a digest of every byte written
+/// (`layout`), so a changed rendition never reuses an immutable key.
 pub struct RenditionPackager {
     id: String,
     dir: PathBuf,
+    building: PathBuf,
     segmenter: Segmenter,
     segments: Vec<SegmentInfo>,
     max_sample_size: u32,
+    digest: Sha256,
 }
 
+/// The folder a rendition is written into before it has a version.
+const BUILDING_DIR: &str = ".building";
+
 impl RenditionPackager {
-    /// `dir` is created; `segment_len` is in the stream's timescale.
+    /// `dir` is the rendition's folder (created); `segment_len` is in the stream's timescale.
     pub fn new(
         id: &str,
         dir: &Path,
         priming: u32,
         segment_len: u64,
     ) -> Result<RenditionPackager, PackageError> {
-        fs::create_dir_all(dir).map_err(|source| PackageError::Write {
-            path: dir.to_owned(),
+        let building = dir.join(BUILDING_DIR);
+        let _ = fs::remove_dir_all(&building);
+        fs::create_dir_all(&building).map_err(|source| PackageError::Write {
+            path: building.clone(),
             source,
         })?;
         Ok(RenditionPackager {
             id: id.to_string(),
             dir: dir.to_owned(),
+            building,
             segmenter: Segmenter::new(priming, segment_len),
             segments: Vec::new(),
             max_sample_size: 0,
+            digest: Sha256::new(),
         })
     }
 
@@ -191,8 +211,10 @@ impl RenditionPackager {
             samples: &seg.samples,
             data: &seg.data,
         });
-        let file = format!("seg-{number:05}.m4s");
-        let path = self.dir.join(&file);
+        let file = layout::segment_file(number);
+        let path = self.building.join(&file);
+        self.digest.update((bytes.len() as u64).to_be_bytes());
+        self.digest.update(&bytes);
         fs::write(&path, &bytes).map_err(|source| PackageError::Write { path, source })?;
         self.segments.push(SegmentInfo {
             number,
@@ -246,11 +268,21 @@ impl RenditionPackager {
             avg_bitrate: average_bandwidth.min(u64::from(u32::MAX)) as u32,
             loudness,
         });
-        let init_file = "init.mp4".to_string();
-        let path = self.dir.join(&init_file);
+        let init_file = layout::INIT_FILE.to_string();
+        let path = self.building.join(&init_file);
         fs::write(&path, &init).map_err(|source| PackageError::Write { path, source })?;
+        self.digest.update((init.len() as u64).to_be_bytes());
+        self.digest.update(&init);
+        let version = layout::version_name(&self.digest.finalize());
+        let done = self.dir.join(&version);
+        let _ = fs::remove_dir_all(&done);
+        fs::rename(&self.building, &done).map_err(|source| PackageError::Write {
+            path: done.clone(),
+            source,
+        })?;
         Ok(PackagedRendition {
             id: self.id,
+            version,
             codecs: codecs_string(&stream),
             stream,
             init_file,
@@ -260,6 +292,31 @@ impl RenditionPackager {
             bandwidth,
             average_bandwidth,
         })
+    }
+}
+
+/// A rendition's packager as the streaming engine's sink: the segment count is decided from
+/// the track's master length (so every rendition of the track agrees) and the loudness goes
+/// into the init segment.
+pub struct PackagerSink<'a> {
+    pub packager: RenditionPackager,
+    pub segment_seconds: f64,
+    pub loudness: Option<&'a LoudnessInfo>,
+}
+
+impl RenditionSink for PackagerSink<'_> {
+    type Output = PackagedRendition;
+
+    fn push(&mut self, packet: EncodedPacket) -> Result<(), Error> {
+        Ok(self.packager.push(packet)?)
+    }
+
+    fn finish(self, stream: StreamConfig, span: TrackSpan) -> Result<PackagedRendition, Error> {
+        let max_segments =
+            segment_count(span.master_frames, span.master_rate, self.segment_seconds);
+        Ok(self
+            .packager
+            .finish(stream, span.presented, max_segments, self.loudness)?)
     }
 }
 

@@ -5,6 +5,7 @@
 //! write boxes and manifests (`package`). All FFI lives in `ffmpeg.rs` and `fdk.rs`.
 
 mod dither;
+pub mod engine;
 mod fdk;
 mod ffmpeg;
 mod plan;

@@ -47,9 +47,20 @@ pub fn report(out: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("report is JSON")
 }
 
+/// A rendition's folder: its one version folder (`<track>/<rendition>/<version>/`).
+pub fn rendition_dir(track_dir: &Path, rendition: &str) -> PathBuf {
+    let versions: Vec<PathBuf> = std::fs::read_dir(track_dir.join(rendition))
+        .unwrap_or_else(|e| panic!("{track_dir:?}/{rendition}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(versions.len(), 1, "{track_dir:?}/{rendition}: {versions:?}");
+    versions.into_iter().next().unwrap()
+}
+
 /// Concatenate a rendition's init and media segments into one fMP4 file.
 pub fn join_rendition(track_dir: &Path, rendition: &str) -> PathBuf {
-    let dir = track_dir.join(rendition);
+    let dir = rendition_dir(track_dir, rendition);
     let mut bytes = std::fs::read(dir.join("init.mp4")).expect("init.mp4");
     let mut segs: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

@@ -2,6 +2,10 @@
 //
 //   node tests/player/play.mjs <out-folder> <report.json>
 //
+// MEDIA_BASE=<url> plays the package from that URL instead (a store's HTTP endpoint: the page
+// is then cross-origin to the media, as behind a CDN); PLAY_SET=entry plays only the entry
+// manifests: every multivariant playlist, and each MPD with one representation per family.
+//
 // For every track in the report: every rendition's HLS media playlist through hls.js, every
 // multivariant playlist through hls.js (its own ABR), and every representation of every MPD
 // through Shaka Player (ABR off, restricted to that representation). Playback runs at 16x and
@@ -104,20 +108,25 @@ const playInPage = async ({ kind, url, codecs, bandwidth }) => {
   return result;
 };
 
+const media = process.env.MEDIA_BASE ? process.env.MEDIA_BASE.replace(/\/$/, '') : `${base}/out`;
+const entryOnly = process.env.PLAY_SET === 'entry';
 const jobs = [];
 for (const t of report.tracks) {
-  for (const r of t.renditions) {
-    jobs.push({ kind: 'hls', what: `${t.id}/${r.id} (media playlist)`, url: `${base}/out/${r.playlist}`, codecs: r.codecs, end: r.duration_samples / r.sample_rate });
+  for (const r of entryOnly ? [] : t.renditions) {
+    jobs.push({ kind: 'hls', what: `${t.id}/${r.id} (media playlist)`, url: `${media}/${r.playlist}`, codecs: r.codecs, end: r.duration_samples / r.sample_rate });
   }
   for (const p of t.playlists) {
     const member = t.renditions.find((r) => r.family === p.family);
-    jobs.push({ kind: 'hls', what: p.path, url: `${base}/out/${p.path}`, codecs: member.codecs, end: t.duration_seconds });
+    jobs.push({ kind: 'hls', what: p.path, url: `${media}/${p.path}`, codecs: member.codecs, end: t.duration_seconds });
   }
   for (const m of t.mpds) {
+    const families = new Set();
     for (const r of t.renditions) {
       const tiers = ['free', 'premium', 'hifi'];
       if (tiers.indexOf(r.tier) > tiers.indexOf(m.tier)) continue;
-      jobs.push({ kind: 'dash', what: `${m.path} ${r.id}`, url: `${base}/out/${m.path}`, codecs: r.codecs, bandwidth: r.bandwidth, end: t.duration_seconds });
+      if (entryOnly && families.has(r.family)) continue;
+      families.add(r.family);
+      jobs.push({ kind: 'dash', what: `${m.path} ${r.id}`, url: `${media}/${m.path}`, codecs: r.codecs, bandwidth: r.bandwidth, end: t.duration_seconds });
     }
   }
 }

@@ -1,0 +1,190 @@
+//! The package layout: the one place that names every object pressing writes, locally and in a
+//! store (the two layouts are the same). Keys are relative to the output folder or the store
+//! prefix, with `/` separators.
+//!
+//! ```text
+//! <track>/<tier>-<family>.m3u8            entry: HLS multivariant playlist (overwritten)
+//! <track>/<tier>.mpd                      entry: DASH MPD (overwritten)
+//! <track>/catalog.json                    entry: the catalog record (overwritten)
+//! <track>/<rendition>/<version>/init.mp4  immutable: init segment
+//! <track>/<rendition>/<version>/seg-NNNNN.m4s
+//! <track>/<rendition>/<version>/index.m3u8
+//! <track>/notification.json               the catalog delivery record (store only)
+//! ```
+//!
+//! `<version>` is a digest of the rendition's bytes (init and media segments): a rendition
+//! whose bytes change gets new keys, so an object a CDN caches as immutable is never
+//! overwritten; only the entry manifests, at stable URLs, are.
+//!
+//! It also owns [`Artifact`]: the neutral description of one object of a package (key, local
+//! file, kind, content type) that the pipeline hands the publish stage.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// The run report, at the top of a local output folder.
+pub const REPORT: &str = "report.json";
+
+/// Hex digits of the rendition digest kept in its version folder name (64 bits).
+pub const VERSION_DIGITS: usize = 16;
+
+/// A rendition's version folder name, from the SHA-256 of its bytes.
+pub fn version_name(digest: &[u8]) -> String {
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    hex[..VERSION_DIGITS.min(hex.len())].to_string()
+}
+
+/// A rendition's folder, relative to its track folder.
+pub fn rendition_dir(rendition: &str, version: &str) -> String {
+    format!("{rendition}/{version}")
+}
+
+/// Init segment file name inside a rendition's version folder.
+pub const INIT_FILE: &str = "init.mp4";
+
+/// Media playlist file name inside a rendition's version folder.
+pub const MEDIA_PLAYLIST_FILE: &str = "index.m3u8";
+
+/// Media segment `number` (from 1) inside a rendition's version folder.
+pub fn segment_file(number: u32) -> String {
+    format!("seg-{number:05}.m4s")
+}
+
+/// The DASH SegmentTemplate `media` pattern matching [`segment_file`].
+pub const SEGMENT_TEMPLATE: &str = "seg-$Number%05d$.m4s";
+
+/// A (tier, family) multivariant playlist, relative to the track folder.
+pub fn multivariant_playlist(tier: &str, family: &str) -> String {
+    format!("{tier}-{family}.m3u8")
+}
+
+/// A tier's MPD, relative to the track folder.
+pub fn mpd(tier: &str) -> String {
+    format!("{tier}.mpd")
+}
+
+/// The catalog record, relative to the track folder.
+pub const CATALOG_RECORD: &str = "catalog.json";
+
+/// The record of the catalog notification for the package now published (store only).
+pub const DELIVERY_RECORD: &str = "notification.json";
+
+/// A key under a track folder.
+pub fn track_key(track: &str, rel: &str) -> String {
+    format!("{track}/{rel}")
+}
+
+/// The track folder prefix of every key of a track (with its trailing `/`).
+pub fn track_prefix(track: &str) -> String {
+    format!("{track}/")
+}
+
+/// What an object is; also its upload order (segments first, the catalog record last).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtifactKind {
+    /// Init and media segments.
+    Segment,
+    MediaPlaylist,
+    /// Multivariant playlists and MPDs.
+    EntryManifest,
+    CatalogRecord,
+}
+
+impl ArtifactKind {
+    /// Upload phases, in order: a reader never sees a manifest naming a missing object.
+    pub const ORDER: [ArtifactKind; 4] = [
+        ArtifactKind::Segment,
+        ArtifactKind::MediaPlaylist,
+        ArtifactKind::EntryManifest,
+        ArtifactKind::CatalogRecord,
+    ];
+
+    /// Whether the object lives under a content-keyed version folder (never overwritten).
+    pub fn is_immutable(self) -> bool {
+        matches!(self, ArtifactKind::Segment | ArtifactKind::MediaPlaylist)
+    }
+}
+
+/// The IANA media type of a key, by its extension.
+pub fn content_type(key: &str) -> &'static str {
+    match key.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("mpd") => "application/dash+xml",
+        Some("mp4" | "m4s") => "audio/mp4",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// One object of a package: where it goes, where its bytes are, what it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Artifact {
+    pub key: String,
+    pub path: PathBuf,
+    pub kind: ArtifactKind,
+    pub content_type: &'static str,
+}
+
+impl Artifact {
+    pub fn new(key: String, path: PathBuf, kind: ArtifactKind) -> Artifact {
+        let content_type = content_type(&key);
+        Artifact {
+            key,
+            path,
+            kind,
+            content_type,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_a_track() {
+        let v = version_name(&[0xab; 32]);
+        assert_eq!(v, "abababababababab");
+        let dir = rendition_dir("aac-256", &v);
+        assert_eq!(dir, "aac-256/abababababababab");
+        assert_eq!(
+            track_key("qz", &format!("{dir}/{}", segment_file(7))),
+            "qz/aac-256/abababababababab/seg-00007.m4s"
+        );
+        assert_eq!(
+            multivariant_playlist("hifi", "lossless"),
+            "hifi-lossless.m3u8"
+        );
+        assert_eq!(mpd("free"), "free.mpd");
+        assert_eq!(track_prefix("qz"), "qz/");
+    }
+
+    #[test]
+    fn the_segment_template_names_the_segment_files() {
+        let pattern = SEGMENT_TEMPLATE.replace("$Number%05d$", "00042");
+        assert_eq!(pattern, segment_file(42));
+    }
+
+    #[test]
+    fn content_types_by_extension() {
+        assert_eq!(
+            content_type("a/b/index.m3u8"),
+            "application/vnd.apple.mpegurl"
+        );
+        assert_eq!(content_type("a/hifi.mpd"), "application/dash+xml");
+        assert_eq!(content_type("a/b/v/init.mp4"), "audio/mp4");
+        assert_eq!(content_type("a/b/v/seg-00001.m4s"), "audio/mp4");
+        assert_eq!(content_type("a/catalog.json"), "application/json");
+    }
+
+    #[test]
+    fn upload_order_puts_manifests_after_what_they_name() {
+        let mut kinds = ArtifactKind::ORDER.to_vec();
+        kinds.sort();
+        assert_eq!(kinds, ArtifactKind::ORDER);
+        assert!(ArtifactKind::Segment.is_immutable() && ArtifactKind::MediaPlaylist.is_immutable());
+        assert!(!ArtifactKind::EntryManifest.is_immutable());
+    }
+}
