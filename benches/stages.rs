@@ -175,6 +175,7 @@ fn manifests(c: &mut Criterion) {
     let renditions: Vec<PackagedRendition> = (0..9)
         .map(|i| PackagedRendition {
             id: format!("r{i}"),
+            version: format!("{i:016x}"),
             stream: stream.clone(),
             codecs: "mp4a.40.2".into(),
             init_file: "init.mp4".into(),

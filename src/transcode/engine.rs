@@ -263,6 +263,9 @@ fn route<S: RenditionSink>(
     }
 }
 
+/// A rendition's slot in the programme, its plan and what its sink handed back.
+type Finished<O> = (usize, RenditionPlan, O);
+
 /// Encode one programme: every track's renditions, from one decode of its masters. `open_sink`
 /// gets the track's slot in the programme, the rendition's plan and its encoder's stream.
 pub fn run_programme<S, F>(
@@ -349,64 +352,62 @@ where
         let start = if track == 0 { 0 } else { ends[track - 1] };
         (start, ends[track])
     };
-    let results: Vec<Result<(usize, RenditionPlan, S::Output), Error>> =
-        std::thread::scope(|scope| {
-            let mut senders = Vec::with_capacity(runs.len());
-            let mut handles = Vec::with_capacity(runs.len());
-            for mut run in runs {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Prepared>>(QUEUE_CHUNKS);
-                senders.push(tx);
-                handles.push(scope.spawn(move || {
-                    let mut last: Option<Arc<Prepared>> = None;
-                    for chunk in rx {
-                        route(&mut run, &chunk, master_rate, clock)?;
-                        last = Some(chunk);
-                    }
-                    // The queue closed: the producer finished (or failed, and its error wins).
-                    let ends = last.map(|c| c.ends.clone()).unwrap_or_default();
-                    if ends.len() <= run.track {
-                        return Err(Error::Internal("the programme ended early".into()));
-                    }
-                    clock.time(Stage::Encode(run.plan.rung.codec), || run.encoder.finish())?;
-                    run.drain(clock)?;
-                    let rate = run.plan.sample_rate;
-                    let scale = |f: u64| transcode::scale_frames(f, master_rate, rate);
-                    let (start, end) = master_frames_of(&ends, run.track);
-                    let span = TrackSpan {
-                        master_frames: end - start,
-                        master_rate,
-                        presented: scale(end) - scale(start),
-                    };
-                    let stream = run.encoder.stream_config();
-                    let sink = run.sink;
-                    let out = clock.time(Stage::Package, || sink.finish(stream, span))?;
-                    Ok((run.track, run.plan, out))
-                }));
-            }
-            let produced = (|| -> Result<(), Error> {
-                while let Some(chunk) = producer.next(progress, clock)? {
-                    let chunk = Arc::new(chunk);
-                    for tx in &senders {
-                        // A consumer that stopped has an error; its join reports it.
-                        let _ = tx.send(Arc::clone(&chunk));
-                    }
+    let results: Vec<Result<Finished<S::Output>, Error>> = std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(runs.len());
+        let mut handles = Vec::with_capacity(runs.len());
+        for mut run in runs {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Prepared>>(QUEUE_CHUNKS);
+            senders.push(tx);
+            handles.push(scope.spawn(move || {
+                let mut last: Option<Arc<Prepared>> = None;
+                for chunk in rx {
+                    route(&mut run, &chunk, master_rate, clock)?;
+                    last = Some(chunk);
                 }
-                Ok(())
-            })();
-            drop(senders);
-            let mut results: Vec<_> = handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::Internal("an encoder thread panicked".into()))
-                    })
-                })
-                .collect();
-            if let Err(e) = produced {
-                results.insert(0, Err(e));
+                // The queue closed: the producer finished (or failed, and its error wins).
+                let ends = last.map(|c| c.ends.clone()).unwrap_or_default();
+                if ends.len() <= run.track {
+                    return Err(Error::Internal("the programme ended early".into()));
+                }
+                clock.time(Stage::Encode(run.plan.rung.codec), || run.encoder.finish())?;
+                run.drain(clock)?;
+                let rate = run.plan.sample_rate;
+                let scale = |f: u64| transcode::scale_frames(f, master_rate, rate);
+                let (start, end) = master_frames_of(&ends, run.track);
+                let span = TrackSpan {
+                    master_frames: end - start,
+                    master_rate,
+                    presented: scale(end) - scale(start),
+                };
+                let stream = run.encoder.stream_config();
+                let sink = run.sink;
+                let out = clock.time(Stage::Package, || sink.finish(stream, span))?;
+                Ok((run.track, run.plan, out))
+            }));
+        }
+        let produced = (|| -> Result<(), Error> {
+            while let Some(chunk) = producer.next(progress, clock)? {
+                let chunk = Arc::new(chunk);
+                for tx in &senders {
+                    // A consumer that stopped has an error; its join reports it.
+                    let _ = tx.send(Arc::clone(&chunk));
+                }
             }
-            results
-        });
+            Ok(())
+        })();
+        drop(senders);
+        let mut results: Vec<_> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Internal("an encoder thread panicked".into())))
+            })
+            .collect();
+        if let Err(e) = produced {
+            results.insert(0, Err(e));
+        }
+        results
+    });
     let finished = results.into_iter().collect::<Result<Vec<_>, Error>>()?;
     let ends = producer.ends;
     let starts: Vec<u64> = std::iter::once(0).chain(ends.iter().copied()).collect();

@@ -2,6 +2,8 @@
 //! (an independent decoder), read edit lists with mp4-atom (an independent parser).
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,348 @@
+//! Real servers for the integration tests, on loopback: a SeaweedFS S3 store (installed by
+//! scripts/tools.sh) and a catalog receiver that verifies Standard Webhooks signatures.
+//! Each is started once per test binary (or per test that must stop one); a watchdog ends
+//! the store when the test process exits.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+
+use super::root;
+
+pub const ACCESS_KEY: &str = "pressingtest";
+pub const SECRET_KEY: &str = "pressingtestsecret0123456789";
+pub const BUCKET: &str = "media";
+
+/// The webhook signing secret of the tests, in the whsec_ form.
+pub fn webhook_secret() -> String {
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(b"pressing-test-signing-key-32byte")
+    )
+}
+
+fn weed_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PRESSING_WEED") {
+        return p.into();
+    }
+    let o = Command::new(root().join("scripts/tools.sh"))
+        .arg("weed")
+        .output()
+        .expect("run scripts/tools.sh");
+    assert!(
+        o.status.success(),
+        "scripts/tools.sh weed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
+}
+
+/// Ports base..base+11, all free now.
+fn free_ports() -> u16 {
+    let start = 20000 + (std::process::id() % 1500) as u16 * 12;
+    let mut base = start;
+    loop {
+        if (0..12).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+        base = if base > 60000 { 20000 } else { base + 12 };
+        assert_ne!(base, start, "no free ports for the S3 test store");
+    }
+}
+
+pub struct Weed {
+    pub endpoint: String,
+    base: u16,
+    dir: PathBuf,
+    pid_file: PathBuf,
+}
+
+impl Weed {
+    /// A store of its own in a fresh folder, serving bucket `media`.
+    pub fn start(name: &str) -> Weed {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("weed")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let config = serde_json::json!({ "identities": [
+            { "name": "pressing",
+              "credentials": [{ "accessKey": ACCESS_KEY, "secretKey": SECRET_KEY }],
+              "actions": ["Admin", "Read", "Write", "List", "Tagging"] },
+            // What a CDN origin or a browser needs: GET and HEAD of objects, no listing.
+            { "name": "anonymous", "actions": ["Read"] }
+        ]});
+        std::fs::write(dir.join("s3.json"), config.to_string()).unwrap();
+        let base = free_ports();
+        let weed = Weed {
+            endpoint: format!("http://127.0.0.1:{}", base + 6),
+            base,
+            pid_file: dir.join("weed.pid"),
+            dir,
+        };
+        weed.spawn();
+        weed
+    }
+
+    fn spawn(&self) {
+        let b = self.base;
+        let args = [
+            "mini".to_string(),
+            format!("-dir={}", self.dir.join("data").display()),
+            "-ip=127.0.0.1".into(),
+            "-ip.bind=127.0.0.1".into(),
+            "-master.telemetry=false".into(),
+            "-admin.ui=false".into(),
+            format!("-s3.config={}", self.dir.join("s3.json").display()),
+            format!("-bucket={BUCKET}"),
+            format!("-master.port={b}"),
+            format!("-master.port.grpc={}", b + 1),
+            format!("-volume.port={}", b + 2),
+            format!("-volume.port.grpc={}", b + 3),
+            format!("-filer.port={}", b + 4),
+            format!("-filer.port.grpc={}", b + 5),
+            format!("-s3.port={}", b + 6),
+            format!("-s3.port.grpc={}", b + 7),
+            format!("-admin.port={}", b + 8),
+            format!("-admin.port.grpc={}", b + 9),
+            format!("-webdav.port={}", b + 10),
+            "-s3.port.iceberg=0".into(),
+            "-s3.port.lance=0".into(),
+        ];
+        // A watchdog shell: starts weed, records its pid, and kills it when this test process
+        // is gone (statics are never dropped, so nothing else would).
+        let script = r#"w="$1"; shift; pidfile="$1"; shift; parent="$1"; shift
+"$w" "$@" >"$pidfile.log" 2>&1 & child=$!
+echo "$child" > "$pidfile"
+while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done
+kill -9 "$child" 2>/dev/null; exit 0"#;
+        let _ = std::fs::remove_file(&self.pid_file);
+        // The watchdog lives as long as the test process (or weed): never waited for.
+        #[allow(clippy::zombie_processes)]
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(weed_binary())
+            .arg(&self.pid_file)
+            .arg(std::process::id().to_string())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start weed");
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let (rt, client) = self.client();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = rt
+                .block_on(client.head_bucket().bucket(BUCKET).send())
+                .is_ok();
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SeaweedFS did not serve S3 in 60 s: {}",
+                std::fs::read_to_string(self.dir.join("weed.pid.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// kill -9 the store (its data stays in its folder).
+    pub fn kill(&self) {
+        let pid = std::fs::read_to_string(&self.pid_file).unwrap();
+        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.base + 6)).is_ok() {
+            assert!(Instant::now() < deadline, "weed did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn restart(&self) {
+        self.spawn();
+    }
+
+    /// An S3 client with the test credentials, path-style, and its runtime.
+    pub fn client(&self) -> (tokio::runtime::Runtime, aws_sdk_s3::Client) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+            .build();
+        (rt, aws_sdk_s3::Client::from_conf(conf))
+    }
+
+    /// The flags that point pressing at this store.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--endpoint-url".into(),
+            self.endpoint.clone(),
+            "--path-style".into(),
+        ]
+    }
+
+    /// Every key under `prefix/`, relative to it.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let (rt, client) = self.client();
+        rt.block_on(async {
+            let mut out = Vec::new();
+            let mut pages = client
+                .list_objects_v2()
+                .bucket(BUCKET)
+                .prefix(format!("{prefix}/"))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for o in page.unwrap().contents() {
+                    out.push(o.key().unwrap()[prefix.len() + 1..].to_string());
+                }
+            }
+            out.sort();
+            out
+        })
+    }
+
+    /// Incomplete multipart uploads in the bucket.
+    pub fn incomplete_uploads(&self) -> usize {
+        let (rt, client) = self.client();
+        rt.block_on(client.list_multipart_uploads().bucket(BUCKET).send())
+            .map(|o| o.uploads().len())
+            .unwrap_or(0)
+    }
+}
+
+/// The store shared by the tests of one binary.
+pub fn weed() -> &'static Weed {
+    static WEED: OnceLock<Weed> = OnceLock::new();
+    WEED.get_or_init(|| Weed::start("shared"))
+}
+
+/// Run pressing with the store's credentials and the webhook secret in its environment.
+pub fn pressing_with_store(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pressing"))
+        .args(args)
+        .current_dir(root())
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("PRESSING_WEBHOOK_SECRET", webhook_secret())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("run pressing")
+}
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub id: String,
+    pub signature_ok: bool,
+    pub body: serde_json::Value,
+    pub status: u16,
+}
+
+/// A catalog receiver on a loopback port: verifies each request's signature and answers with
+/// the scripted statuses in turn (then 200).
+pub struct Receiver {
+    pub url: String,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    pub fn start(script: &[u16]) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks/catalog", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let statuses = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
+        let rec = Arc::clone(&received);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let status = statuses.lock().unwrap().pop_front().unwrap_or(200);
+                if let Some(r) = handle(stream, status) {
+                    rec.lock().unwrap().push(r);
+                }
+            }
+        });
+        Receiver { url, received }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn handle(mut stream: TcpStream, status: u16) -> Option<Received> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut headers = std::collections::HashMap::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers.get("content-length")?.parse().ok()?;
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    let id = headers.get("webhook-id").cloned().unwrap_or_default();
+    let ts = headers
+        .get("webhook-timestamp")
+        .cloned()
+        .unwrap_or_default();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(webhook_secret().strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(&body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    let signature_ok = headers
+        .get("webhook-signature")
+        .is_some_and(|s| s.split(' ').any(|one| one == expected));
+    let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let _ = stream.write_all(reply.as_bytes());
+    Some(Received {
+        id,
+        signature_ok,
+        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        status,
+    })
+}
+
+/// The committed schema of catalog notifications, compiled.
+pub fn notification_schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(root().join("schemas/catalog-notification.schema.json"))
+        .expect("schemas/catalog-notification.schema.json");
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("a valid schema")
+}
