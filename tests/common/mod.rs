@@ -176,7 +176,7 @@ pub fn edit_list(init: &Path) -> (u64, u64) {
 pub fn decode_gapless(track_dir: &Path, rendition: &str, channels: usize) -> Vec<f32> {
     let joined = join_rendition(track_dir, rendition);
     let raw = decode_raw_f32(&joined, channels);
-    let (skip, len) = edit_list(&track_dir.join(rendition).join("init.mp4"));
+    let (skip, len) = edit_list(&rendition_dir(track_dir, rendition).join("init.mp4"));
     let (a, b) = (skip as usize * channels, (skip + len) as usize * channels);
     assert!(
         b <= raw.len(),
