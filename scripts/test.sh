@@ -2,7 +2,7 @@
 # Every test: installs what it needs, checks formatting and lints, runs the whole suite
 # (unit, FFmpeg round-trips, parsers, reproducibility, real players, the bad-input corpus),
 # builds the benches, builds and briefly runs the fuzz targets, and runs the throughput
-# benchmark in CI mode.
+# benchmark in CI mode and the publish benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -25,6 +25,10 @@ done
 # Throughput against the FFmpeg CLI (CI mode, under two minutes; thresholds in
 # benches/threshold.toml). A benchmark, not a timed test: it compares two tools in one run.
 python3 scripts/bench.py --ci > target/bench-ci.json
+
+# Publishing against rclone copy on the same package and store (fails below rclone's
+# throughput, or when the unchanged re-publish takes a tenth of the first publish or more).
+python3 scripts/bench-publish.py > target/bench-publish.json
 
 # The suite's totals, last, as one plain line.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \

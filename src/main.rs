@@ -7,10 +7,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use cli::print::{print_published, print_validation};
 use cli::progress::{Progress, Uploads};
 use cli::stores::{PublishArgs, StoreArgs};
 use pressing::error::exit;
-use pressing::ingest::validate::{ValidateOptions, ValidationReport};
+use pressing::ingest::validate::ValidateOptions;
 use pressing::ladder::Ladder;
 use pressing::pipeline::{self, RunOptions};
 
@@ -177,60 +178,6 @@ fn validate(
     }
 }
 
-/// The human summary: one line per track, then every finding with its fix.
-fn print_validation(report: &ValidationReport) {
-    for t in &report.tracks {
-        let errors = report
-            .findings
-            .iter()
-            .filter(|f| f.is_error() && f.file == t.file)
-            .count();
-        let mark = if errors > 0 { "FAIL" } else { "ok  " };
-        let format = match (t.sample_rate, t.channels, t.bits_per_sample) {
-            (Some(r), Some(c), Some(b)) => format!("{r} Hz {c} ch {b}-bit"),
-            _ => "unreadable".into(),
-        };
-        let loud = t.loudness.as_ref().map_or(String::new(), |l| {
-            format!(
-                "  {}  LRA {:.1} LU  TP {:+.1} dBTP",
-                l.integrated_lufs
-                    .map_or("silent".into(), |i| format!("{i:.1} LUFS")),
-                l.loudness_range_lu,
-                l.true_peak_dbtp
-            )
-        });
-        eprintln!("{mark} {:<16} {}  {format}{loud}", t.id, t.file);
-    }
-    for a in &report.albums {
-        if let Some(l) = &a.loudness {
-            if let Some(i) = l.integrated_lufs {
-                eprintln!(
-                    "album {}: {i:.1} LUFS, LRA {:.1} LU, TP {:+.1} dBTP, album gain {:+.1} dB",
-                    a.source,
-                    l.loudness_range_lu,
-                    l.true_peak_dbtp,
-                    l.replaygain_db.unwrap_or(0.0)
-                );
-            }
-        }
-    }
-    let mut findings: Vec<_> = report.findings.iter().collect();
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    for f in findings {
-        eprintln!("{f}");
-    }
-    eprintln!(
-        "{} error(s), {} warning(s): {}",
-        report.errors,
-        report.warnings,
-        if report.has_errors() {
-            "refused (fix the errors and validate again)"
-        } else {
-            "ready to press"
-        }
-    );
-}
-
 fn run(args: RunArgs) -> ExitCode {
     let RunArgs {
         inputs,
@@ -382,32 +329,6 @@ fn publish_package(
             code
         }
         Err(e) => fail(&e),
-    }
-}
-
-/// One line per published track; exit 76 when the catalog rejected a notification.
-fn print_published(report: &serde_json::Value) -> ExitCode {
-    let mut rejected = false;
-    for t in report["tracks"].as_array().into_iter().flatten() {
-        let p = &t["publish"];
-        let status = p["notification"]["status"].as_str().unwrap_or("?");
-        rejected |= status == "rejected";
-        eprintln!(
-            "published {} -> {}: {} uploaded, {} already there, {} bytes, {} requests, {:.2} s; catalog: {status}",
-            t["id"].as_str().unwrap_or("?"),
-            p["destination"].as_str().unwrap_or("?"),
-            p["uploaded"],
-            p["skipped"],
-            p["bytes"],
-            p["requests"],
-            p["seconds"].as_f64().unwrap_or(0.0),
-        );
-    }
-    if rejected {
-        eprintln!("error: the catalog rejected a notification (see tracks[].publish.notification); the package is published");
-        ExitCode::from(exit::REJECTED)
-    } else {
-        ExitCode::SUCCESS
     }
 }
 

@@ -373,8 +373,7 @@ pub fn publish_track(
     let destination = store.destination();
     let prefix = layout::track_prefix(&package.track);
     let existing = store.list(&prefix)?;
-    let (_, aborted_requests) = store.abort_incomplete(&prefix)?;
-    let mut requests = 1 + aborted_requests;
+    let mut requests = 1;
 
     // The package's identity: entry manifests and the catalog record name every version
     // folder, which are digests of the renditions' bytes.
@@ -409,6 +408,12 @@ pub fn publish_track(
         }
     }
     let content_sha256 = hex(&content.finalize());
+
+    // An interrupted run may have left incomplete multipart uploads; they can only exist
+    // where something is still missing, so a complete package costs no extra request.
+    if !todo.is_empty() {
+        requests += store.abort_incomplete(&prefix)?.1;
+    }
 
     progress.start(todo.len() as u64, bytes_total);
     let mut stats = BatchStats::default();
