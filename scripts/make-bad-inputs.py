@@ -88,6 +88,14 @@ def main(out):
     struct.pack_into("<I", b, 4, 0xFFFFFFFF)
     open(os.path.join(d, "a.wav"), "wb").write(b)
 
+    # 100 samples (2 ms): shorter than one 400 ms gating block, so no loudness: an error.
+    d = case("too-short-to-measure", ["master.too-short-to-measure"])
+    write_wav(os.path.join(d, "a.wav"), tone(100 / RATE))
+
+    # 1 s: measurable, only flagged as short.
+    d = case("short-but-measurable", ["master.too-short"], exit_code=0)
+    write_wav(os.path.join(d, "a.wav"), tone(1.0))
+
     d = case("zero-length", ["master.not-audio"])
     open(os.path.join(d, "a.wav"), "wb").close()
 

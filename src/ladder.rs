@@ -17,6 +17,8 @@ pub const MAX_SAMPLE_RATE: u32 = 192_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LadderError {
+    #[error("no built-in ladder {name:?} (built in: {known}; `pressing ladders` lists them, and a ladder file is given by its path, e.g. ./{name}.toml)")]
+    Unknown { name: String, known: String },
     #[error("cannot read ladder {path:?}: {source}")]
     Read {
         path: PathBuf,
@@ -220,7 +222,42 @@ const AAC_RATES: [u32; 12] = [
     96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000,
 ];
 
+/// The ladders built into the binary (`--ladder NAME`): name, what it is for, its TOML.
+pub const BUILTIN: &[(&str, &str, &str)] = &[
+    (
+        "music",
+        "the default: AAC-LC, HE-AAC v1/v2, Opus, FLAC and ALAC over free, premium and hifi",
+        include_str!("../ladders/music.toml"),
+    ),
+    (
+        "bench",
+        "the benchmark's: the ten rungs the FFmpeg CLI can encode too",
+        include_str!("../ladders/bench.toml"),
+    ),
+];
+
 impl Ladder {
+    /// A built-in ladder by name, or a TOML file: a value that names a built-in and is not an
+    /// existing file is the built-in (a `.toml` path or one with a `/` is always a file).
+    pub fn load(spec: &str) -> Result<Ladder, LadderError> {
+        let is_path = spec.contains('/') || spec.ends_with(".toml") || Path::new(spec).is_file();
+        if !is_path {
+            if let Some(text) = Ladder::builtin_text(spec) {
+                return Ladder::parse(Path::new(spec), text);
+            }
+            return Err(LadderError::Unknown {
+                name: spec.to_string(),
+                known: BUILTIN.iter().map(|b| b.0).collect::<Vec<_>>().join(", "),
+            });
+        }
+        Ladder::from_path(Path::new(spec))
+    }
+
+    /// The TOML of a built-in ladder.
+    pub fn builtin_text(name: &str) -> Option<&'static str> {
+        BUILTIN.iter().find(|b| b.0 == name).map(|b| b.2)
+    }
+
     pub fn from_path(path: &Path) -> Result<Ladder, LadderError> {
         let text = std::fs::read_to_string(path).map_err(|source| LadderError::Read {
             path: path.to_owned(),
@@ -416,6 +453,26 @@ fn check_rung(r: RungFile) -> Result<Rung, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_in_ladders_parse_and_equal_their_files() {
+        for (name, _, _) in BUILTIN {
+            let built_in = Ladder::load(name).unwrap();
+            let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("ladders/{name}.toml"));
+            let from_file = Ladder::from_path(&file).unwrap();
+            assert_eq!(built_in.rungs.len(), from_file.rungs.len(), "{name}");
+            assert_eq!(built_in.path, Path::new(name));
+        }
+        let err = Ladder::load("nope").unwrap_err().to_string();
+        assert!(
+            err.contains("music") && err.contains("pressing ladders"),
+            "{err}"
+        );
+        assert!(matches!(
+            Ladder::load("nope.toml"),
+            Err(LadderError::Read { .. })
+        ));
+    }
 
     fn parse(text: &str) -> Result<Ladder, LadderError> {
         Ladder::parse(Path::new("test.toml"), text)

@@ -31,9 +31,9 @@ struct RunArgs {
     /// Master files or release folders (masters plus an optional release.json).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Ladder file.
-    #[arg(long, default_value = "ladders/music.toml")]
-    ladder: PathBuf,
+    /// A built-in ladder (`pressing ladders` lists them) or a ladder file (path.toml).
+    #[arg(long, default_value = "music")]
+    ladder: String,
     /// Output folder (each track gets a sub-folder named after its id), or s3://bucket/prefix
     /// to encode into a local staging folder and publish from there.
     #[arg(long, default_value = "out")]
@@ -63,6 +63,12 @@ struct RunArgs {
 }
 
 #[derive(Subcommand)]
+enum LaddersAction {
+    /// Print a built-in ladder's TOML (save it, edit it, pass it with --ladder FILE.toml).
+    Show { name: String },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Transcode and package masters (files or release folders) into HLS and DASH.
     Run(RunArgs),
@@ -80,6 +86,11 @@ enum Command {
         /// Accept lossy masters with a warning.
         #[arg(long)]
         allow_lossy: bool,
+    },
+    /// List the built-in ladders, or print one (`pressing ladders show music`) to start your own.
+    Ladders {
+        #[command(subcommand)]
+        action: Option<LaddersAction>,
     },
     /// Publish a package folder (written by `run`) to a store, then notify the catalog.
     Publish {
@@ -134,6 +145,7 @@ fn main() -> ExitCode {
             json,
             allow_lossy,
         } => validate(inputs, metadata, json, allow_lossy),
+        Command::Ladders { action } => ladders(action),
         Command::Publish {
             package,
             destination,
@@ -161,6 +173,7 @@ fn validate(
         allow_lossy,
         all_gapless: false,
         metadata,
+        writes_output: false,
     };
     let (_, report) = pressing::ingest::validate::validate(&inputs, opts);
     if json {
@@ -196,7 +209,7 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("error: --jobs 0 (expected at least 1 thread)");
         return ExitCode::from(exit::USAGE);
     }
-    let ladder = match Ladder::from_path(&ladder) {
+    let ladder = match Ladder::load(&ladder) {
         Ok(l) => l,
         Err(e) => return fail(&pressing::Error::from(e)),
     };
@@ -381,6 +394,33 @@ fn unpublish(
         ExitCode::from(exit::REJECTED)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn ladders(action: Option<LaddersAction>) -> ExitCode {
+    match action {
+        None => {
+            for (name, about, _) in pressing::ladder::BUILTIN {
+                println!("{name:<8} {about}");
+            }
+            ExitCode::SUCCESS
+        }
+        Some(LaddersAction::Show { name }) => match Ladder::builtin_text(&name) {
+            Some(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            None => fail(&pressing::Error::from(
+                pressing::ladder::LadderError::Unknown {
+                    known: pressing::ladder::BUILTIN
+                        .iter()
+                        .map(|b| b.0)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    name,
+                },
+            )),
+        },
     }
 }
 

@@ -66,6 +66,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
                 allow_lossy: opts.allow_lossy,
                 all_gapless: opts.gapless,
                 metadata: None,
+                writes_output: true,
             },
         )
     });

@@ -296,3 +296,43 @@ fn loudness_of_a_dynamic_master_and_of_an_album_agrees_with_ffmpeg() {
         "album true peak {our_tp:.2} vs {tp}"
     );
 }
+
+#[test]
+fn two_bare_masters_with_one_file_stem_are_two_files_to_validate_but_one_output_folder_to_run() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("same-stem");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (wav, flac) = (dir.join("a.wav"), dir.join("a.flac"));
+    for (path, freq) in [(&wav, "440"), (&flac, "660")] {
+        let o = Command::new("sox")
+            .args(["-n", "-r", "44100", "-b", "16", "-c", "2"])
+            .arg(path)
+            .args(["synth", "3", "sine", freq, "vol", "0.5"])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+    }
+    let (code, report, stderr) = validate_json(&[wav.to_str().unwrap(), flac.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "validate refused: {stderr}");
+    assert_eq!(report["tracks"].as_array().unwrap().len(), 2);
+    assert!(report["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| !t["loudness"].is_null()));
+    let out = dir.join("out");
+    let o = pressing(&[
+        "run",
+        wav.to_str().unwrap(),
+        flac.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("release.duplicate-id") && err.contains("rename one of the files"),
+        "{err}"
+    );
+    assert!(!out.join("a").exists());
+}

@@ -28,6 +28,8 @@ pub const DC_OFFSET_LIMIT: f64 = 0.001;
 /// True-peak levels that warn (dBTP).
 pub const TRUE_PEAK_WARN_DBTP: f64 = -1.0;
 pub const TRUE_PEAK_OVER_DBTP: f64 = 0.0;
+/// The loudness gating block (ITU-R BS.1770-4 2.2): a shorter master is refused.
+pub const GATING_BLOCK_SECONDS: f64 = 0.4;
 /// Tracks shorter or longer than these warn (seconds).
 pub const SHORT_TRACK_SECONDS: f64 = 2.0;
 pub const LONG_TRACK_SECONDS: f64 = 60.0 * 60.0;
@@ -300,7 +302,19 @@ impl Analyzer {
                 "leave 1 dB of headroom for lossy codecs",
             ));
         }
-        if duration < SHORT_TRACK_SECONDS {
+        if duration < GATING_BLOCK_SECONDS {
+            // BS.1770 gates on 400 ms blocks: a shorter master has no defined loudness.
+            findings.push(Finding::error(
+                "master.too-short-to-measure",
+                file,
+                format!(
+                    "{:.0} ms long: shorter than one {:.0} ms loudness gating block (ITU-R BS.1770-4), so its loudness is undefined",
+                    duration * 1000.0,
+                    GATING_BLOCK_SECONDS * 1000.0
+                ),
+                "deliver the complete master (at least 0.4 s; a track under 2 s is also flagged as short)",
+            ));
+        } else if duration < SHORT_TRACK_SECONDS {
             findings.push(Finding::warning(
                 "master.too-short",
                 file,

@@ -30,6 +30,9 @@ pub struct ValidateOptions {
     /// A release.json to check against all the inputs, as one release (instead of each
     /// folder's own).
     pub metadata: Option<PathBuf>,
+    /// The tracks will be written out (`run`): two tracks with one id would share an output
+    /// folder, which is an error. `validate` alone checks each file and lets them be.
+    pub writes_output: bool,
 }
 
 /// One master's results.
@@ -218,12 +221,18 @@ fn finish(
     }
     programmes.retain(|p| !p.is_empty());
     for (i, t) in tracks.iter().enumerate() {
-        if let Some(other) = tracks[..i].iter().find(|o| o.id == t.id) {
+        let Some(other) = tracks[..i].iter().find(|o| o.id == t.id) else {
+            continue;
+        };
+        if opts.writes_output {
             findings.push(Finding::error(
                 "release.duplicate-id",
                 &t.path,
-                format!("track id {:?} is also the id of {:?}", t.id, other.path),
-                "give each track its own ISRC or file name",
+                format!(
+                    "track id {:?} is also the id of {:?}: both would be written to the output folder {:?}",
+                    t.id, other.path, t.id
+                ),
+                "rename one of the files (the id of a bare master is its file name), give each track its own ISRC in release.json, or press them in separate runs with different --out folders",
             ));
         }
     }
