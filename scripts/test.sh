@@ -30,6 +30,9 @@ python3 scripts/bench.py --ci > target/bench-ci.json
 # throughput, or when the unchanged re-publish takes a tenth of the first publish or more).
 python3 scripts/bench-publish.py > target/bench-publish.json
 
+# The installed binary from an empty folder (reuses the benchmarks' release build).
+scripts/test-install.sh
+
 # The suite's totals, last, as one plain line.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
   target/test-output.log

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cli::print::{print_published, print_validation};
-use cli::progress::{Progress, Uploads};
+use cli::progress::{self, Progress, ProgressMode, Uploads};
 use cli::stores::{PublishArgs, StoreArgs};
 use pressing::error::exit;
 use pressing::ingest::validate::ValidateOptions;
@@ -24,6 +24,16 @@ use pressing::pipeline::{self, RunOptions};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print errors only (no progress, no summary).
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print more detail (every rendition, every skipped rung, the store's settings).
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    /// How to show progress: bars on a terminal, lines otherwise (auto); JSON lines for
+    /// machines (json), on standard error.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    progress: ProgressMode,
 }
 
 #[derive(clap::Args)]
@@ -92,6 +102,10 @@ enum Command {
         #[command(subcommand)]
         action: Option<LaddersAction>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff): `pressing man > pressing.1`.
+    Man,
     /// Publish a package folder (written by `run`) to a store, then notify the catalog.
     Publish {
         /// The folder `pressing run --out` wrote (it holds report.json).
@@ -137,6 +151,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    progress::init(cli.quiet, cli.verbose, cli.progress);
     match cli.command {
         Command::Run(args) => run(args),
         Command::Validate {
@@ -146,6 +161,26 @@ fn main() -> ExitCode {
             allow_lossy,
         } => validate(inputs, metadata, json, allow_lossy),
         Command::Ladders { action } => ladders(action),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "pressing",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    progress::error(format!("cannot write the man page: {e}"));
+                    ExitCode::from(exit::OUTPUT)
+                }
+            }
+        }
         Command::Publish {
             package,
             destination,
@@ -206,7 +241,7 @@ fn run(args: RunArgs) -> ExitCode {
         publish,
     } = args;
     if jobs == Some(0) {
-        eprintln!("error: --jobs 0 (expected at least 1 thread)");
+        progress::error("--jobs 0 (expected at least 1 thread)");
         return ExitCode::from(exit::USAGE);
     }
     let ladder = match Ladder::load(&ladder) {
@@ -246,24 +281,43 @@ fn run(args: RunArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     for w in &report.warnings {
-        eprintln!("{w}");
+        progress::info(w.to_string());
     }
     let text = serde_json::to_string_pretty(&report).expect("the report serialises");
     let in_package = local.join(pressing::layout::REPORT);
     if let Err(e) = std::fs::write(&in_package, format!("{text}\n")) {
-        eprintln!("error: cannot write report {in_package:?}: {e}");
+        progress::error(format!("cannot write report {in_package:?}: {e}"));
         return ExitCode::from(exit::OUTPUT);
     }
     let renditions: usize = report.tracks.iter().map(|t| t.renditions.len()).sum();
-    eprintln!(
-        "pressed {} track(s), {} rendition(s), {} rung(s) skipped -> {}",
+    progress::info(format!(
+        "pressed {} track(s), {} rendition(s), {} rung(s) skipped -> {} ({:.1} s, {:.0}x realtime)",
         report.tracks.len(),
         renditions,
         report.skipped.len(),
         local.display(),
-    );
+        report.stats.wall_seconds,
+        report.stats.realtime_factor,
+    ));
     for s in &report.skipped {
-        eprintln!("  skipped {} for {}: {}", s.rung, s.track, s.reason);
+        progress::info(format!(
+            "  skipped {} for {}: {}",
+            s.rung, s.track, s.reason
+        ));
+    }
+    for t in &report.tracks {
+        for r in &t.renditions {
+            progress::detail(format!(
+                "  {}/{}: {} {} Hz {} ch, {} kbit/s average, {} segments",
+                t.id,
+                r.id,
+                r.codecs,
+                r.sample_rate,
+                r.channels,
+                r.average_bandwidth / 1000,
+                r.segments
+            ));
+        }
     }
     let (value, code) = match target {
         None => (
@@ -285,12 +339,12 @@ fn run(args: RunArgs) -> ExitCode {
                     (v, code)
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
-                    eprintln!(
+                    progress::error(e.to_string());
+                    progress::info(format!(
                         "the package is kept in {}: `pressing publish {} {out}` finishes the job",
                         local.display(),
                         local.display()
-                    );
+                    ));
                     return ExitCode::from(e.exit_code());
                 }
             }
@@ -299,14 +353,14 @@ fn run(args: RunArgs) -> ExitCode {
     let text = serde_json::to_string_pretty(&value).expect("the report serialises");
     if let Some(path) = &report_path {
         if let Err(e) = std::fs::write(path, format!("{text}\n")) {
-            eprintln!("error: cannot write report {path:?}: {e}");
+            progress::error(format!("cannot write report {path:?}: {e}"));
             return ExitCode::from(exit::OUTPUT);
         }
     }
-    eprintln!(
+    progress::info(format!(
         "report: {}",
         report_path.as_ref().unwrap_or(&in_package).display()
-    );
+    ));
     if json {
         println!("{text}");
     }
@@ -369,15 +423,15 @@ fn unpublish(
         match r {
             Some(r) => {
                 rejected |= r.notification.status == pressing::publish::DeliveryStatus::Rejected;
-                eprintln!(
+                progress::info(format!(
                     "unpublished {track} from {}: {} object(s) deleted; catalog: {:?}",
                     r.destination, r.deleted, r.notification.status
-                );
+                ));
             }
-            None => eprintln!(
-                "warning: {track}: nothing under {} (already unpublished, or never published)",
+            None => progress::warning(format!(
+                "{track}: nothing under {} (already unpublished, or never published)",
                 store.destination()
-            ),
+            )),
         }
     }
     if json {
@@ -425,6 +479,6 @@ fn ladders(action: Option<LaddersAction>) -> ExitCode {
 }
 
 fn fail(e: &pressing::Error) -> ExitCode {
-    eprintln!("error: {e}");
+    progress::error(e.to_string());
     ExitCode::from(e.exit_code())
 }

@@ -95,6 +95,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         });
     }
     let programmes = &release.programmes;
+    progress.run_started(planned.len());
 
     fs::create_dir_all(&opts.out).map_err(|source| Error::Output {
         path: opts.out.clone(),

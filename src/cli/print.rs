@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 use pressing::error::exit;
+
+use super::progress;
 use pressing::ingest::validate::ValidationReport;
 
 /// The human summary: one line per track, then every finding with its fix.
@@ -27,27 +29,36 @@ pub fn print_validation(report: &ValidationReport) {
                 l.true_peak_dbtp
             )
         });
-        eprintln!("{mark} {:<16} {}  {format}{loud}", t.id, t.file);
+        let mark = if errors > 0 {
+            progress::paint(mark, "31")
+        } else {
+            progress::paint(mark, "32")
+        };
+        progress::info(format!("{mark} {:<16} {}  {format}{loud}", t.id, t.file));
     }
     for a in &report.albums {
         if let Some(l) = &a.loudness {
             if let Some(i) = l.integrated_lufs {
-                eprintln!(
+                progress::info(format!(
                     "album {}: {i:.1} LUFS, LRA {:.1} LU, TP {:+.1} dBTP, album gain {:+.1} dB",
                     a.source,
                     l.loudness_range_lu,
                     l.true_peak_dbtp,
                     l.replaygain_db.unwrap_or(0.0)
-                );
+                ));
             }
         }
     }
     let mut findings: Vec<_> = report.findings.iter().collect();
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for f in findings {
-        eprintln!("{f}");
+        if f.is_error() {
+            eprintln!("{f}");
+        } else {
+            progress::info(f.to_string());
+        }
     }
-    eprintln!(
+    progress::info(format!(
         "{} error(s), {} warning(s): {}",
         report.errors,
         report.warnings,
@@ -56,7 +67,7 @@ pub fn print_validation(report: &ValidationReport) {
         } else {
             "ready to press"
         }
-    );
+    ));
 }
 
 /// One line per published track; exit 76 when the catalog rejected a notification.
@@ -66,7 +77,7 @@ pub fn print_published(report: &serde_json::Value) -> ExitCode {
         let p = &t["publish"];
         let status = p["notification"]["status"].as_str().unwrap_or("?");
         rejected |= status == "rejected";
-        eprintln!(
+        progress::info(format!(
             "published {} -> {}: {} uploaded, {} already there, {} bytes, {} requests, {:.2} s; catalog: {status}",
             t["id"].as_str().unwrap_or("?"),
             p["destination"].as_str().unwrap_or("?"),
@@ -75,10 +86,10 @@ pub fn print_published(report: &serde_json::Value) -> ExitCode {
             p["bytes"],
             p["requests"],
             p["seconds"].as_f64().unwrap_or(0.0),
-        );
+        ));
     }
     if rejected {
-        eprintln!("error: the catalog rejected a notification (see tracks[].publish.notification); the package is published");
+        progress::error("the catalog rejected a notification (see tracks[].publish.notification); the package is published");
         ExitCode::from(exit::REJECTED)
     } else {
         ExitCode::SUCCESS

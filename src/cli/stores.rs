@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use pressing::error::exit;
+
+use super::progress;
 use pressing::publish::{
     self, webhook, CatalogNotifier, HttpNotifier, LocalStore, NoNotifier, PublishOptions,
     S3Options, S3Store, Store, WebhookSecret,
@@ -80,18 +82,18 @@ impl PublishArgs {
             return Ok(Box::new(NoNotifier));
         };
         let secret = std::env::var(webhook::SECRET_ENV).map_err(|_| {
-            eprintln!(
-                "error: --catalog-url needs the signing secret in {} (whsec_ and the base64 key)",
+            progress::error(format!(
+                "--catalog-url needs the signing secret in {} (whsec_ and the base64 key)",
                 webhook::SECRET_ENV
-            );
+            ));
             exit::USAGE
         })?;
         let secret = WebhookSecret::parse(&secret).map_err(|e| {
-            eprintln!("error: {e}");
+            progress::error(&e);
             exit::USAGE
         })?;
         let n = HttpNotifier::new(url, secret).map_err(|e| {
-            eprintln!("error: {e}");
+            progress::error(&e);
             exit::USAGE
         })?;
         Ok(Box::new(n))
@@ -106,13 +108,22 @@ pub fn is_remote(destination: &str) -> bool {
 pub fn open(destination: &str, args: &StoreArgs) -> Result<Box<dyn Store>, u8> {
     if !is_remote(destination) {
         if destination.contains("://") {
-            eprintln!(
-                "error: destination {destination:?}: expected s3://bucket/prefix or a local folder"
-            );
+            progress::error(format!(
+                "destination {destination:?}: expected s3://bucket/prefix or a local folder"
+            ));
             return Err(exit::USAGE);
         }
         return Ok(Box::new(LocalStore::new(PathBuf::from(destination))));
     }
+    progress::detail(format!(
+        "store {destination}: endpoint {}, region {}, profile {}, {} addressing, {} uploads in flight, multipart from {} bytes",
+        args.endpoint_url.as_deref().unwrap_or("from the AWS chain"),
+        args.region.as_deref().unwrap_or("from the AWS chain"),
+        args.profile.as_deref().unwrap_or("default"),
+        if args.path_style { "path-style" } else { "virtual-host" },
+        args.upload_concurrency,
+        args.multipart_threshold
+    ));
     let opts = S3Options {
         endpoint_url: args.endpoint_url.clone(),
         region: args.region.clone(),
@@ -125,7 +136,7 @@ pub fn open(destination: &str, args: &StoreArgs) -> Result<Box<dyn Store>, u8> {
     S3Store::new(destination, opts)
         .map(|s| Box::new(s) as Box<dyn Store>)
         .map_err(|e| {
-            eprintln!("error: {e}");
+            progress::error(e.to_string());
             exit::USAGE
         })
 }

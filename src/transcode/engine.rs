@@ -33,7 +33,11 @@ const CHUNK_SECONDS: usize = 1;
 
 /// Progress events, for a terminal bar or log lines. Must be cheap: called once per chunk.
 pub trait ProgressSink: Sync {
-    fn track_started(&self, _track: &str, _total_frames: Option<u64>) {}
+    /// The run will press `tracks` tracks.
+    fn run_started(&self, _tracks: usize) {}
+    /// A track's master starts decoding: `total_frames` as its header declares them, at `rate`.
+    fn track_started(&self, _track: &str, _total_frames: Option<u64>, _rate: u32) {}
+    /// Master frames of the track decoded (and handed to every encoder) so far.
     fn track_advanced(&self, _track: &str, _frames: u64) {}
     fn track_finished(&self, _track: &str) {}
 }
@@ -165,7 +169,8 @@ impl Producer<'_> {
                     }
                     let next = &self.tracks[self.slot];
                     self.reader = MasterReader::open(&next.source.path, false)?;
-                    progress.track_started(&next.source.id, self.reader.format().declared_frames);
+                    let f = self.reader.format();
+                    progress.track_started(&next.source.id, f.declared_frames, f.sample_rate);
                 }
             }
         }
@@ -342,6 +347,7 @@ where
     progress.track_started(
         &tracks[0].source.id,
         producer.reader.format().declared_frames,
+        master_rate,
     );
 
     // Every rendition is an independent consumer on its own thread, fed through a bounded
