@@ -488,3 +488,24 @@ fn lossy_renditions_hold_their_target_bitrate() {
     }
     assert_eq!(checked, 34);
 }
+
+#[test]
+fn the_report_schema_refuses_a_report_that_breaks_it() {
+    let out = fixtures_out();
+    let good = report(out);
+    let text = std::fs::read_to_string(root().join("schemas/report.schema.json")).unwrap();
+    let schema = jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap();
+    assert!(schema.is_valid(&good));
+    let mut bad = good.clone();
+    bad["tracks"][0]["renditions"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("version");
+    assert!(
+        !schema.is_valid(&bad),
+        "a rendition without its version passed"
+    );
+    let mut bad = good;
+    bad["tracks"][0]["renditions"][0]["bandwidth"] = "256k".into();
+    assert!(!schema.is_valid(&bad), "a bit rate as text passed");
+}

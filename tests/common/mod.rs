@@ -35,6 +35,8 @@ pub fn run_once(name: &str, args: &[&str]) -> PathBuf {
         o.status,
         String::from_utf8_lossy(&o.stderr)
     );
+    // Every report the suite writes is held against the schema.
+    report(&out);
     out
 }
 
@@ -44,9 +46,23 @@ pub fn fixtures_out() -> &'static Path {
     OUT.get_or_init(|| run_once("fixtures", &["fixtures/album", "fixtures/gapless"]))
 }
 
+/// A run's report, checked against the committed schema (`schemas/report.schema.json`):
+/// every report a test reads is validated.
 pub fn report(out: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(out.join("report.json")).expect("report.json");
-    serde_json::from_str(&text).expect("report is JSON")
+    let value: serde_json::Value = serde_json::from_str(&text).expect("report is JSON");
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let schema = SCHEMA.get_or_init(|| {
+        let text = std::fs::read_to_string(root().join("schemas/report.schema.json"))
+            .expect("schemas/report.schema.json");
+        jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("a valid schema")
+    });
+    let errors: Vec<String> = schema.iter_errors(&value).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{out:?}/report.json against the schema: {errors:?}"
+    );
+    value
 }
 
 /// A rendition's folder: its one version folder (`<track>/<rendition>/<version>/`).
