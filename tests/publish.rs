@@ -343,19 +343,7 @@ fn a_changed_master_gets_new_immutable_keys_and_the_old_ones_are_never_overwritt
     }
     // Entry manifests name only objects of the new versions, and those exist.
     let listed: BTreeSet<String> = store.keys(prefix).into_iter().collect();
-    let (rt, client) = store.client();
-    let get = |key: &str| {
-        let o = rt
-            .block_on(
-                client
-                    .get_object()
-                    .bucket(BUCKET)
-                    .key(format!("{prefix}/{key}"))
-                    .send(),
-            )
-            .unwrap();
-        rt.block_on(o.body.collect()).unwrap().into_bytes().to_vec()
-    };
+    let get = |key: &str| store.get(prefix, key);
     let t = &r2["tracks"][0];
     let versions: Vec<&str> = t["renditions"]
         .as_array()
@@ -525,18 +513,8 @@ fn a_store_outage_halfway_fails_clearly_and_the_rerun_uploads_only_what_is_missi
         "incomplete multipart uploads remain"
     );
     // The multipart objects are whole: their bytes are the local files'.
-    let (rt, client) = store.client();
     for key in package_keys(&report(&out)) {
-        let o = rt
-            .block_on(
-                client
-                    .get_object()
-                    .bucket(BUCKET)
-                    .key(format!("{prefix}/{key}"))
-                    .send(),
-            )
-            .unwrap();
-        let bytes = rt.block_on(o.body.collect()).unwrap().into_bytes();
+        let bytes = store.get(&prefix, &key);
         assert!(bytes == std::fs::read(out.join(&key)).unwrap(), "{key}");
     }
     store.kill();

@@ -338,6 +338,14 @@ struct DeliveryRecord {
     body: Option<serde_json::Value>,
 }
 
+impl DeliveryRecord {
+    /// Beside the track, never cached: it changes with every delivery.
+    fn write(&self, store: &dyn Store, key: &str) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(self).expect("a record serialises");
+        store.put_bytes(key, &bytes, "application/json", "no-store")
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -488,12 +496,7 @@ pub fn publish_track(
                     status: delivery.status,
                     body: None,
                 };
-                store.put_bytes(
-                    &record_key,
-                    &serde_json::to_vec_pretty(&record).expect("JSON serialises"),
-                    "application/json",
-                    "no-store",
-                )?;
+                record.write(store, &record_key)?;
                 requests += 1;
                 NotificationReport {
                     status: delivery.status,
@@ -599,12 +602,7 @@ pub fn unpublish_track(
                 status: DeliveryStatus::NotConfigured,
                 body: Some(body),
             };
-            store.put_bytes(
-                &record_key,
-                &serde_json::to_vec_pretty(&r).expect("JSON"),
-                "application/json",
-                "no-store",
-            )?;
+            r.write(store, &record_key)?;
             requests += 1;
             r
         }

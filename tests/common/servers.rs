@@ -45,12 +45,17 @@ fn weed_binary() -> PathBuf {
     PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
 }
 
-/// Ports base..base+11, all free now.
+/// Ports base..base+11, all free now and handed to no other store of this process (two
+/// stores starting at once in two test threads must not pick the same range before either
+/// has bound it).
 fn free_ports() -> u16 {
-    let start = 20000 + (std::process::id() % 1500) as u16 * 12;
+    static NEXT: Mutex<Option<u16>> = Mutex::new(None);
+    let mut next = NEXT.lock().unwrap();
+    let start = next.unwrap_or(20000 + (std::process::id() % 1500) as u16 * 12);
     let mut base = start;
     loop {
         if (0..12).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            *next = Some(if base > 60000 { 20000 } else { base + 12 });
             return base;
         }
         base = if base > 60000 { 20000 } else { base + 12 };
@@ -153,6 +158,15 @@ kill -9 "$child" 2>/dev/null; exit 0"#;
             if ok {
                 return;
             }
+            // Our weed must be the one answering: fail at once if it exited (a port clash).
+            let log = || std::fs::read_to_string(self.dir.join("weed.pid.log")).unwrap_or_default();
+            if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
+                let alive = Command::new("kill")
+                    .args(["-0", pid.trim()])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(alive, "SeaweedFS exited: {}", log());
+            }
             assert!(
                 Instant::now() < deadline,
                 "SeaweedFS did not serve S3 in 60 s: {}",
@@ -221,6 +235,21 @@ kill -9 "$child" 2>/dev/null; exit 0"#;
             out.sort();
             out
         })
+    }
+
+    /// The bytes of `prefix/key`.
+    pub fn get(&self, prefix: &str, key: &str) -> Vec<u8> {
+        let (rt, client) = self.client();
+        let o = rt
+            .block_on(
+                client
+                    .get_object()
+                    .bucket(BUCKET)
+                    .key(format!("{prefix}/{key}"))
+                    .send(),
+            )
+            .unwrap_or_else(|e| panic!("{prefix}/{key}: {e}"));
+        rt.block_on(o.body.collect()).unwrap().into_bytes().to_vec()
     }
 
     /// Incomplete multipart uploads in the bucket.
