@@ -48,12 +48,7 @@ fn every_variant_plays_to_the_end_in_hls_js_and_shaka() {
         "unexpected skips:\n{}",
         skips.join("\n")
     );
-    let summary = stdout.lines().last().unwrap_or_default();
-    let passed: usize = summary
-        .strip_prefix("playback: ")
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let (passed, summary) = playbacks_passed(&stdout);
     // 5 tracks: 50 media playlists, 40 multivariant playlists, 108 MPD representations; 177
     // play, the 21 ALAC ones are skipped.
     assert!(passed >= 150, "only {passed} playbacks ran: {summary}");

@@ -225,12 +225,7 @@ fn the_fixtures_publish_whole_play_from_the_store_and_republish_as_a_no_op() {
         "playback from the store failed:\n{stdout}\n{}",
         stderr(&o)
     );
-    let summary = stdout.lines().last().unwrap_or_default();
-    let played: usize = summary
-        .strip_prefix("playback: ")
-        .and_then(|s| s.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let (played, summary) = playbacks_passed(&stdout);
     assert!(
         played >= 40,
         "only {played} playbacks from the store: {summary}"

@@ -261,3 +261,15 @@ pub fn uncut_programme() -> &'static Path {
         wav
     })
 }
+
+/// The count of passed playbacks in tests/player/play.mjs's last line
+/// (`playback: N passed, ...`), and that line.
+pub fn playbacks_passed(stdout: &str) -> (usize, &str) {
+    let summary = stdout.lines().last().unwrap_or_default();
+    let passed = summary
+        .strip_prefix("playback: ")
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (passed, summary)
+}
