@@ -163,18 +163,15 @@ fn main() -> ExitCode {
         Command::Ladders { action } => ladders(action),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "pressing",
-                &mut std::io::stdout(),
-            );
-            ExitCode::SUCCESS
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "pressing", &mut script);
+            data_exit(script)
         }
         Command::Man => {
             use clap::CommandFactory;
-            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => data_exit(page),
                 Err(e) => {
                     progress::error(format!("cannot write the man page: {e}"));
                     ExitCode::from(exit::OUTPUT)
@@ -198,6 +195,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Pretty JSON on standard output.
+fn json_out(v: &impl serde::Serialize) {
+    let text = serde_json::to_string_pretty(v).expect("JSON serialises");
+    progress::data(format!("{text}\n"));
+}
+
+/// Data on standard output as the whole of a command's work: its exit code.
+fn data_exit(bytes: impl AsRef<[u8]>) -> ExitCode {
+    if progress::data(bytes) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::OUTPUT)
+    }
+}
+
 fn validate(
     inputs: Vec<PathBuf>,
     metadata: Option<PathBuf>,
@@ -212,10 +224,7 @@ fn validate(
     };
     let (_, report) = pressing::ingest::validate::validate(&inputs, opts);
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("the report serialises")
-        );
+        json_out(&report);
     } else {
         print_validation(&report);
     }
@@ -362,7 +371,7 @@ fn run(args: RunArgs) -> ExitCode {
         report_path.as_ref().unwrap_or(&in_package).display()
     ));
     if json {
-        println!("{text}");
+        progress::data(format!("{text}\n"));
     }
     code
 }
@@ -388,10 +397,7 @@ fn publish_package(
         Ok(v) => {
             let code = print_published(&v);
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).expect("JSON serialises")
-                );
+                json_out(&v);
             }
             code
         }
@@ -439,10 +445,7 @@ fn unpublish(
             .iter()
             .map(|(t, r)| serde_json::json!({ "track": t, "unpublish": r }))
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v).expect("JSON serialises")
-        );
+        json_out(&v);
     }
     if rejected {
         ExitCode::from(exit::REJECTED)
@@ -454,16 +457,14 @@ fn unpublish(
 fn ladders(action: Option<LaddersAction>) -> ExitCode {
     match action {
         None => {
-            for (name, about, _) in pressing::ladder::BUILTIN {
-                println!("{name:<8} {about}");
-            }
-            ExitCode::SUCCESS
+            let list: String = pressing::ladder::BUILTIN
+                .iter()
+                .map(|(name, about, _)| format!("{name:<8} {about}\n"))
+                .collect();
+            data_exit(list)
         }
         Some(LaddersAction::Show { name }) => match Ladder::builtin_text(&name) {
-            Some(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
+            Some(text) => data_exit(text),
             None => fail(&pressing::Error::from(
                 pressing::ladder::LadderError::Unknown {
                     known: pressing::ladder::BUILTIN

@@ -336,3 +336,28 @@ fn two_bare_masters_with_one_file_stem_are_two_files_to_validate_but_one_output_
     );
     assert!(!out.join("a").exists());
 }
+
+/// A reader that stops early (`| head`, `| grep -q`) closes the pipe before the data is written:
+/// every command that prints data still exits 0, quietly, instead of panicking on the broken pipe.
+#[test]
+fn data_into_a_closed_pipe_ends_quietly() {
+    for args in [
+        &["completions", "bash"][..],
+        &["man"],
+        &["ladders"],
+        &["ladders", "show", "music"],
+        &["validate", "--json", "fixtures/album/01-cd-stereo.wav"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_pressing"))
+            .args(args)
+            .current_dir(root())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "pressing {args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "pressing {args:?}: {stderr}");
+    }
+}

@@ -94,6 +94,24 @@ pub fn error(line: impl AsRef<str>) {
     eprintln!("{} {}", paint("error:", "31"), line.as_ref());
 }
 
+/// Data for standard output (`--json`, `ladders`, completions, the man page), printed whole.
+///
+/// A reader that stops early (`| head`, `| grep -q`) closes the pipe: that is not an error, the
+/// reader has what it wanted, so a broken pipe ends the output quietly instead of panicking as
+/// `println!` would. Any other write error is reported, and `false` returned.
+pub fn data(bytes: impl AsRef<[u8]>) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes.as_ref()).and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => true,
+        Err(e) => {
+            error(format!("cannot write to standard output: {e}"));
+            false
+        }
+    }
+}
+
 /// `text` in an ANSI colour when colour is on.
 pub fn paint(text: &str, code: &str) -> String {
     if settings().color {
