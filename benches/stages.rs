@@ -155,6 +155,7 @@ fn boxes(c: &mut Criterion) {
                 base_media_decode_time: 0,
                 samples: &samples,
                 data: &data,
+                roll_group: false,
             }))
         })
     });

@@ -166,17 +166,21 @@ fn encode_programme(
             plans: &planned[i].plans,
         })
         .collect();
-    let open_sink = |slot: usize, plan: &RenditionPlan, stream: &transcode::StreamConfig| {
+    let open_sink = |slot: usize,
+                     plan: &RenditionPlan,
+                     stream: &transcode::StreamConfig,
+                     timing: &transcode::timeline::SetTiming| {
         let track = &planned[programme[slot]];
         let segment_len = (ladder.segment_seconds * f64::from(plan.sample_rate)).round() as u64;
         let dir = staging.join(&track.source.id).join(&plan.rung.id);
         Ok(PackagerSink {
-            packager: RenditionPackager::new(&plan.rung.id, &dir, stream.priming, segment_len)?,
+            packager: RenditionPackager::new(&plan.rung.id, &dir, stream, segment_len, timing)?,
             segment_seconds: ladder.segment_seconds,
             loudness: track.loudness.as_ref(),
         })
     };
-    let encoded = engine::run_programme(&tracks, &open_sink, progress, clock)?;
+    let encoded =
+        engine::run_programme(&tracks, ladder.segment_seconds, &open_sink, progress, clock)?;
     Ok(programme.iter().copied().zip(encoded).collect())
 }
 

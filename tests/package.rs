@@ -20,6 +20,26 @@ fn renditions(report: &Value) -> Vec<(String, Value, Value)> {
     out
 }
 
+/// The AudioSpecificConfig bytes of an init segment's esds (DecSpecificInfo, tag 5, with the
+/// four-byte size pressing writes).
+fn audio_specific_config(init: &[u8]) -> Vec<u8> {
+    let at = init
+        .windows(4)
+        .position(|w| w == [0x05, 0x80, 0x80, 0x80])
+        .expect("DecSpecificInfo");
+    let len = init[at + 4] as usize;
+    init[at + 5..at + 5 + len].to_vec()
+}
+
+/// The AudioSampleEntry samplerate field for a rate: halved until it fits 16 bits.
+fn entry_rate(rate: u32) -> u32 {
+    let mut r = rate;
+    while r > 0xffff {
+        r /= 2;
+    }
+    r
+}
+
 fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut segs: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -68,21 +88,76 @@ fn init_and_media_segments_parse_with_their_fields() {
                 assert_eq!(a.audio.channel_count, channels);
                 assert_eq!(a.esds.es_desc.dec_config.object_type_indication, 0x40);
                 let aot = r["codecs"].as_str().unwrap().rsplit('.').next().unwrap();
-                assert_eq!(
-                    a.esds
-                        .es_desc
-                        .dec_config
-                        .dec_specific
-                        .as_ref()
-                        .expect("ASC")
-                        .profile
-                        .to_string(),
-                    aot,
-                    "{rid}: audio object type in the ASC"
-                );
+                let asc = audio_specific_config(&init);
+                let bits = |at: usize, n: usize| -> u32 {
+                    (at..at + n).fold(0, |v, i| {
+                        (v << 1) | u32::from((asc[i / 8] >> (7 - i % 8)) & 1)
+                    })
+                };
+                if aot == "5" {
+                    // Backward-compatible explicit SBR signalling (ISO/IEC 14496-3 1.6.5.2): the
+                    // AAC-LC core, then SBR present at twice the core rate, then PS absent, so
+                    // a mono stream decodes as mono.
+                    assert_eq!(bits(0, 5), 2, "{rid}: core AOT");
+                    assert_eq!(bits(9, 4), u32::from(channels), "{rid}: channel config");
+                    assert_eq!(
+                        (bits(16, 11), bits(27, 5), bits(32, 1)),
+                        (0x2b7, 5, 1),
+                        "{rid}"
+                    );
+                    assert_eq!(bits(5, 4), bits(33, 4) + 3, "{rid}: core at half the rate");
+                    assert_eq!((bits(37, 11), bits(48, 1)), (0x548, 0), "{rid}: PS absent");
+                    if channels == 1 {
+                        // FFmpeg believes it: one channel out, not a parametric-stereo upmix.
+                        let joined = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mono-he-aac.mp4");
+                        let mut bytes = init.clone();
+                        for seg in segment_files(&dir) {
+                            bytes.extend(std::fs::read(seg).unwrap());
+                        }
+                        std::fs::write(&joined, bytes).unwrap();
+                        let o = std::process::Command::new("ffprobe")
+                            .args([
+                                "-v",
+                                "error",
+                                "-show_entries",
+                                "stream=channels",
+                                "-of",
+                                "csv=p=0",
+                            ])
+                            .arg(&joined)
+                            .output()
+                            .unwrap();
+                        assert_eq!(
+                            String::from_utf8_lossy(&o.stdout).trim(),
+                            "1",
+                            "{rid}: FFmpeg's channels"
+                        );
+                    }
+                } else {
+                    assert_eq!(
+                        bits(0, 5).to_string(),
+                        aot,
+                        "{rid}: audio object type in the ASC"
+                    );
+                }
             }
             (Codec::Opus(o), "opus") => {
                 assert_eq!(o.dops.output_channel_count as u16, channels);
+                // Opus in ISO BMFF 4.3.6.2: a `roll` group of 80 ms pre-roll (4 packets of 20 ms).
+                let sgpd = &trak.mdia.minf.stbl.sgpd;
+                assert_eq!(sgpd.len(), 1, "{rid}: one sgpd");
+                assert_eq!(sgpd[0].grouping_type, b"roll".into());
+                assert_eq!(
+                    format!("{:?}", sgpd[0].entries[0].entry),
+                    format!(
+                        "{:?}",
+                        mp4_atom::AnySampleGroupEntry::UnknownGroupingType(
+                            b"roll".into(),
+                            (-4i16).to_be_bytes().to_vec()
+                        )
+                    ),
+                    "{rid}: roll_distance"
+                );
                 assert_eq!(
                     o.dops.pre_skip as u64,
                     r["priming_samples"].as_u64().unwrap()
@@ -90,6 +165,11 @@ fn init_and_media_segments_parse_with_their_fields() {
             }
             (Codec::Flac(f), "flac") => {
                 assert_eq!(f.audio.channel_count, channels);
+                assert_eq!(
+                    f.audio.sample_rate.integer() as u32,
+                    entry_rate(rate),
+                    "{rid}"
+                );
                 assert_eq!(
                     f.audio.sample_size as u64,
                     r["bits_per_sample"].as_u64().unwrap()
@@ -102,6 +182,11 @@ fn init_and_media_segments_parse_with_their_fields() {
                 let be32 = |i: usize| u32::from_be_bytes(body[i..i + 4].try_into().unwrap());
                 let bits = r["bits_per_sample"].as_u64().unwrap();
                 assert_eq!((be16(16), u64::from(be16(18))), (channels, bits), "{rid}");
+                assert_eq!(
+                    u32::from(be16(24)),
+                    entry_rate(rate),
+                    "{rid}: samplerate field"
+                );
                 assert_eq!(body.len(), 28 + 36, "{rid}: sample entry + alac box");
                 assert_eq!((be32(28), &body[32..36]), (36, &b"alac"[..]), "{rid}");
                 let config = 40; // after the full box's version and flags
@@ -137,12 +222,33 @@ fn init_and_media_segments_parse_with_their_fields() {
                 "{rid}: mdat size"
             );
             assert_eq!(trun.data_offset, Some(moof_len as i32 + 8));
+            if r["codec"] == "opus" {
+                let sbgp = &traf.sbgp;
+                assert_eq!(sbgp.len(), 1, "{rid} segment {}: one sbgp", i + 1);
+                assert_eq!(sbgp[0].grouping_type, b"roll".into());
+                assert_eq!(
+                    (
+                        sbgp[0].entries[0].sample_count as usize,
+                        sbgp[0].entries[0].group_description_index
+                    ),
+                    (entries.len(), 1),
+                    "{rid} segment {}: every sample in the roll group",
+                    i + 1
+                );
+            } else {
+                assert!(traf.sbgp.is_empty(), "{rid}: no sample groups");
+            }
             next_time += entries
                 .iter()
                 .map(|e| e.duration.unwrap() as u64)
                 .sum::<u64>();
         }
         let (priming, presented) = edit_list(&dir.join("init.mp4"));
+        let mehd = moov.mvex.as_ref().unwrap().mehd.as_ref().expect("mehd");
+        assert_eq!(
+            mehd.fragment_duration, presented,
+            "{rid}: mehd is the edited duration"
+        );
         assert!(
             next_time >= priming + presented,
             "{rid}: media shorter than the edit"

@@ -18,16 +18,18 @@ pub struct LoudnessInfo {
 #[derive(Clone, Debug)]
 pub struct TrackConfig<'a> {
     pub stream: &'a StreamConfig,
-    /// Samples a gapless decoder must output: the edit list's segment_duration.
+    /// Samples a gapless decoder must output: the edit list's segment_duration, and the
+    /// movie's duration after the edit (`mehd`).
     pub presented_samples: u64,
-    /// Sum of all sample durations (priming + presented + end padding): mehd.
-    pub media_duration: u64,
     /// Largest access unit, for the esds bufferSizeDB.
     pub max_sample_size: u32,
     /// Bit rates for the esds (bit/s).
     pub max_bitrate: u32,
     pub avg_bitrate: u32,
     pub loudness: Option<&'a LoudnessInfo>,
+    /// The `roll` sample group's roll_distance (in samples, i.e. access units; negative for
+    /// pre-roll), written as the init segment's `sgpd` when the codec needs one (Opus).
+    pub roll_distance: Option<i16>,
 }
 
 /// One fragment: a moof + mdat pair.
@@ -38,6 +40,14 @@ pub struct Fragment<'a> {
     /// (sample_duration, sample_size) for each sample, in order.
     pub samples: &'a [(u32, u32)],
     pub data: &'a [u8],
+    /// Every sample belongs to the init segment's `roll` group (an `sbgp` in the `traf`).
+    pub roll_group: bool,
+}
+
+/// The `roll` distance Opus needs: 80 ms of pre-roll (Encapsulation of Opus in ISO Base Media
+/// File Format, 4.3.6.2: 3840 samples at 48 kHz), in access units of `frame` samples.
+pub fn opus_roll_distance(frame: u32) -> i16 {
+    -(3840u32.div_ceil(frame.max(1)).min(i16::MAX as u32) as i16)
 }
 
 pub const TRACK_ID: u32 = 1;
@@ -162,6 +172,16 @@ pub fn create_init_segment(track: &TrackConfig<'_>) -> Vec<u8> {
                             u32be(b, 0);
                         });
                         write_full_box(b, b"stco", 0, 0, |b| u32be(b, 0));
+                        if let Some(distance) = track.roll_distance {
+                            // 8.9.3 sgpd, version 1 with a default length: one
+                            // AudioRollRecoveryEntry (8.9.2.2 roll_distance, int(16)).
+                            write_full_box(b, b"sgpd", 1, 0, |b| {
+                                b.extend_from_slice(b"roll");
+                                u32be(b, 2); // default_length
+                                u32be(b, 1); // entry_count
+                                b.extend_from_slice(&distance.to_be_bytes());
+                            });
+                        }
                     });
                 });
             });
@@ -170,8 +190,9 @@ pub fn create_init_segment(track: &TrackConfig<'_>) -> Vec<u8> {
             }
         });
         write_box(b, b"mvex", |b| {
-            // 8.8.2 mehd
-            write_full_box(b, b"mehd", 1, 0, |b| u64be(b, track.media_duration));
+            // 8.8.2 mehd: the duration of the whole presentation, after the edit list (the
+            // same value as the edit's segment_duration, in the same timescale).
+            write_full_box(b, b"mehd", 1, 0, |b| u64be(b, track.presented_samples));
             // 8.8.3 trex
             write_full_box(b, b"trex", 0, 0, |b| {
                 u32be(b, TRACK_ID);
@@ -271,8 +292,20 @@ fn write_audio_sample_entry_fields(b: &mut Vec<u8>, channels: u16, sample_size: 
     u16be(b, sample_size);
     u16be(b, 0); // pre_defined
     u16be(b, 0);
-    // 16.16 fixed point; rates above 65535 Hz do not fit and are signalled by the codec config.
-    u32be(b, if rate <= 0xffff { rate << 16 } else { 0 });
+    // 16.16 fixed point. A rate above 65535 Hz does not fit: the field holds its greatest
+    // expressible regular (power-of-two) division, 48000 for 96 and 192 kHz, 44100 for 88.2 and
+    // 176.4 kHz (FLAC in ISO BMFF 3.3.1); the real rate is in the codec configuration (dfLa's
+    // STREAMINFO, the ALAC magic cookie).
+    u32be(b, sample_entry_rate(rate) << 16);
+}
+
+/// The AudioSampleEntry samplerate for `rate`: itself, or halved until it fits 16 bits.
+pub fn sample_entry_rate(rate: u32) -> u32 {
+    let mut r = rate;
+    while r > 0xffff {
+        r /= 2;
+    }
+    r
 }
 
 fn write_sample_entry(b: &mut Vec<u8>, track: &TrackConfig<'_>) {
@@ -376,6 +409,16 @@ pub fn create_media_segment(f: &Fragment<'_>) -> Vec<u8> {
                     u32be(b, size);
                 }
             });
+            if f.roll_group {
+                // 8.9.2 sbgp: every sample of the fragment maps to the init segment's `roll`
+                // entry (indices up to 0xFFFF name the SampleTableBox's sgpd entries).
+                write_full_box(b, b"sbgp", 0, 0, |b| {
+                    b.extend_from_slice(b"roll");
+                    u32be(b, 1); // entry_count
+                    u32be(b, f.samples.len() as u32);
+                    u32be(b, 1); // group_description_index
+                });
+            }
         });
     });
     // data_offset counts from the start of the moof to the first byte of mdat's payload.
@@ -403,6 +446,13 @@ pub fn codecs_string(stream: &StreamConfig) -> String {
                     Codec::HeAacV2 => 29,
                     _ => 2,
                 },
+            };
+            // Backward-compatible SBR signalling (1.6.5.2) starts with the core's AOT 2 and names
+            // SBR in a sync extension: the codecs parameter names what a player must decode.
+            let aot = match (aot, stream.codec) {
+                (2, Codec::HeAac) => 5,
+                (2, Codec::HeAacV2) => 29,
+                (aot, _) => aot,
             };
             format!("mp4a.40.{aot}")
         }
@@ -479,6 +529,14 @@ mod tests {
             Codec::HeAacV2,
         );
         assert_eq!(codecs_string(&ps), "mp4a.40.29");
+        // Backward-compatible signalling: AOT 2 first, SBR in the sync extension.
+        let compatible = stream(
+            DecoderConfig::Aac {
+                audio_specific_config: vec![0x13, 0x88, 0x56, 0xe5, 0xa5, 0x48, 0x00],
+            },
+            Codec::HeAac,
+        );
+        assert_eq!(codecs_string(&compatible), "mp4a.40.5");
     }
 
     #[test]
@@ -490,6 +548,7 @@ mod tests {
             base_media_decode_time: 2048,
             samples: &samples,
             data: &data,
+            roll_group: true,
         });
         let moof_size = u32::from_be_bytes(seg[0..4].try_into().unwrap()) as usize;
         assert_eq!(&seg[moof_size + 4..moof_size + 8], b"mdat");
@@ -509,11 +568,11 @@ mod tests {
         let t = TrackConfig {
             stream: &s,
             presented_samples: 123_456,
-            media_duration: 128_000,
             max_sample_size: 700,
             max_bitrate: 300_000,
             avg_bitrate: 256_000,
             loudness: None,
+            roll_distance: None,
         };
         let a = create_init_segment(&t);
         assert_eq!(a, create_init_segment(&t));
@@ -522,5 +581,46 @@ mod tests {
         assert_eq!(u32::from_be_bytes(body[4..8].try_into().unwrap()), 1);
         assert_eq!(u32::from_be_bytes(body[8..12].try_into().unwrap()), 123_456);
         assert_eq!(u32::from_be_bytes(body[12..16].try_into().unwrap()), 2048);
+        // mehd: the presentation after the edit, not the media with priming and padding.
+        let mehd = a.windows(4).position(|w| w == b"mehd").unwrap();
+        assert_eq!(
+            u64::from_be_bytes(a[mehd + 8..mehd + 16].try_into().unwrap()),
+            123_456
+        );
+        assert!(!a.windows(4).any(|w| w == b"sgpd"));
+    }
+
+    #[test]
+    fn rates_above_16_bits_are_halved_in_the_sample_entry() {
+        assert_eq!(sample_entry_rate(44100), 44100);
+        assert_eq!(sample_entry_rate(96000), 48000);
+        assert_eq!(sample_entry_rate(192000), 48000);
+        assert_eq!(sample_entry_rate(176400), 44100);
+        assert_eq!(sample_entry_rate(384000), 48000);
+    }
+
+    #[test]
+    fn opus_fragments_carry_the_roll_group() {
+        assert_eq!(opus_roll_distance(960), -4);
+        assert_eq!(opus_roll_distance(1920), -2);
+        assert_eq!(opus_roll_distance(480), -8);
+        let samples = [(960, 3), (960, 2), (960, 1)];
+        let seg = create_media_segment(&Fragment {
+            sequence_number: 1,
+            base_media_decode_time: 0,
+            samples: &samples,
+            data: &[0; 6],
+            roll_group: true,
+        });
+        let sbgp = seg.windows(4).position(|w| w == b"sbgp").unwrap();
+        let body = &seg[sbgp + 8..sbgp + 24];
+        assert_eq!(&body[0..4], b"roll");
+        assert_eq!(u32::from_be_bytes(body[4..8].try_into().unwrap()), 1);
+        assert_eq!(u32::from_be_bytes(body[8..12].try_into().unwrap()), 3);
+        assert_eq!(u32::from_be_bytes(body[12..16].try_into().unwrap()), 1);
+        // trun's data offset still points at mdat's payload with the sbgp in the traf.
+        let trun = seg.windows(4).position(|w| w == b"trun").unwrap();
+        let offset = u32::from_be_bytes(seg[trun + 12..trun + 16].try_into().unwrap()) as usize;
+        assert_eq!(&seg[offset - 4..offset], b"mdat");
     }
 }

@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::ladder::Codec;
 use crate::layout;
 use crate::transcode::engine::{RenditionSink, TrackSpan};
+use crate::transcode::timeline::SetTiming;
 use crate::transcode::{EncodedPacket, StreamConfig};
 
 pub use boxes::{
@@ -87,12 +89,16 @@ impl Pending {
 /// The segmenting state machine: decides where segments start, in decode time.
 ///
 /// Boundary `k` targets presentation time `k * segment_len`, i.e. decode time
-/// `priming + k * segment_len`, and falls on the packet start nearest to it; renditions of one
-/// switching set therefore share boundaries as closely as their frame sizes allow. One finished
+/// `priming + k * segment_len`, rounded to the nearest multiple of the switching set's `grid`
+/// (every frame size of the set divides it, `transcode::timeline`), so every rendition of the
+/// set has a packet starting exactly there: segment N of each starts and ends at the same media
+/// time. A rendition on its own grid cuts at the packet start nearest the target. One finished
 /// segment is held back so the last two can merge when the track's tail is short.
 pub struct Segmenter {
     priming: u64,
     segment_len: u64,
+    grid: u64,
+    boundary_index: u64,
     next_boundary: u64,
     decode_time: u64,
     current: Pending,
@@ -101,16 +107,26 @@ pub struct Segmenter {
 }
 
 impl Segmenter {
-    pub fn new(priming: u32, segment_len: u64) -> Segmenter {
-        Segmenter {
+    pub fn new(priming: u32, segment_len: u64, grid: u64) -> Segmenter {
+        let mut s = Segmenter {
             priming: u64::from(priming),
             segment_len,
-            next_boundary: u64::from(priming) + segment_len,
+            grid: grid.max(1),
+            boundary_index: 0,
+            next_boundary: 0,
             decode_time: 0,
             current: Pending::default(),
             held: None,
             emitted: 0,
-        }
+        };
+        s.advance_boundary();
+        s
+    }
+
+    fn advance_boundary(&mut self) {
+        self.boundary_index += 1;
+        let target = self.priming + self.boundary_index * self.segment_len;
+        self.next_boundary = (target + self.grid / 2) / self.grid * self.grid;
     }
 
     /// Add a packet; returns a segment that is final and may be written.
@@ -122,7 +138,7 @@ impl Segmenter {
             self.current.start = self.decode_time;
             out = self.held.replace(done);
             while self.next_boundary <= self.decode_time + half {
-                self.next_boundary += self.segment_len;
+                self.advance_boundary();
             }
         }
         self.current
@@ -133,11 +149,30 @@ impl Segmenter {
         out
     }
 
-    /// The remaining segments, merging the tail so that at most `max_segments` exist in all.
-    fn finish(mut self, max_segments: u32) -> Vec<Pending> {
+    /// The remaining segments, without packets that start at or after `end` (padding past the
+    /// set's common end), merging the tail so that at most `max_segments` exist in all.
+    fn finish(mut self, max_segments: u32, end: Option<u64>) -> Vec<Pending> {
         let mut rest: Vec<Pending> = self.held.take().into_iter().collect();
         if !self.current.samples.is_empty() {
             rest.push(self.current);
+        }
+        if let Some(end) = end {
+            for p in &mut rest {
+                let mut t = p.start;
+                let keep = p
+                    .samples
+                    .iter()
+                    .take_while(|&&(d, _)| {
+                        let inside = t < end;
+                        t += u64::from(d);
+                        inside
+                    })
+                    .count();
+                let bytes: usize = p.samples[..keep].iter().map(|&(_, n)| n as usize).sum();
+                p.samples.truncate(keep);
+                p.data.truncate(bytes);
+            }
+            rest.retain(|p| !p.samples.is_empty());
         }
         while rest.len() > 1 && self.emitted + rest.len() as u32 > max_segments {
             let last = rest.pop().expect("len > 1");
@@ -161,6 +196,10 @@ pub struct RenditionPackager {
     dir: PathBuf,
     building: PathBuf,
     segmenter: Segmenter,
+    timing: SetTiming,
+    /// Opus: the `roll` group's distance, from the first packet's duration.
+    roll: bool,
+    roll_distance: Option<i16>,
     segments: Vec<SegmentInfo>,
     max_sample_size: u32,
     digest: Sha256,
@@ -170,12 +209,14 @@ pub struct RenditionPackager {
 const BUILDING_DIR: &str = ".building";
 
 impl RenditionPackager {
-    /// `dir` is the rendition's folder (created); `segment_len` is in the stream's timescale.
+    /// `dir` is the rendition's folder (created); `segment_len` is in the stream's timescale;
+    /// `stream` is the encoder's (with the set's priming) and `timing` the set's timeline.
     pub fn new(
         id: &str,
         dir: &Path,
-        priming: u32,
+        stream: &StreamConfig,
         segment_len: u64,
+        timing: &SetTiming,
     ) -> Result<RenditionPackager, PackageError> {
         let building = dir.join(BUILDING_DIR);
         let _ = fs::remove_dir_all(&building);
@@ -187,7 +228,10 @@ impl RenditionPackager {
             id: id.to_string(),
             dir: dir.to_owned(),
             building,
-            segmenter: Segmenter::new(priming, segment_len),
+            segmenter: Segmenter::new(stream.priming, segment_len, timing.grid),
+            timing: *timing,
+            roll: stream.codec == Codec::Opus,
+            roll_distance: None,
             segments: Vec::new(),
             max_sample_size: 0,
             digest: Sha256::new(),
@@ -196,6 +240,9 @@ impl RenditionPackager {
 
     pub fn push(&mut self, packet: EncodedPacket) -> Result<(), PackageError> {
         self.max_sample_size = self.max_sample_size.max(packet.data.len() as u32);
+        if self.roll && self.roll_distance.is_none() {
+            self.roll_distance = Some(boxes::opus_roll_distance(packet.duration));
+        }
         if let Some(seg) = self.segmenter.push(packet) {
             self.segmenter.emitted += 1;
             self.write_segment(seg)?;
@@ -210,6 +257,7 @@ impl RenditionPackager {
             base_media_decode_time: seg.start,
             samples: &seg.samples,
             data: &seg.data,
+            roll_group: self.roll,
         });
         let file = layout::segment_file(number);
         let path = self.building.join(&file);
@@ -236,8 +284,14 @@ impl RenditionPackager {
         max_segments: u32,
         loudness: Option<&LoudnessInfo>,
     ) -> Result<PackagedRendition, PackageError> {
-        let segmenter = std::mem::replace(&mut self.segmenter, Segmenter::new(0, 1));
-        for seg in segmenter.finish(max_segments) {
+        let segmenter = std::mem::replace(&mut self.segmenter, Segmenter::new(0, 1, 1));
+        // A lossy set ends on its grid: the first multiple at or after the last presented
+        // sample, so every rendition's last segment ends at the same media time.
+        let end = self.timing.end_on_grid.then(|| {
+            let last = u64::from(stream.priming) + presented_samples;
+            last.div_ceil(self.timing.grid) * self.timing.grid
+        });
+        for seg in segmenter.finish(max_segments, end) {
             self.write_segment(seg)?;
         }
         let media_duration: u64 = self.segments.iter().map(|s| s.duration).sum();
@@ -262,11 +316,11 @@ impl RenditionPackager {
         let init = create_init_segment(&TrackConfig {
             stream: &stream,
             presented_samples,
-            media_duration,
             max_sample_size: self.max_sample_size,
             max_bitrate: bandwidth.min(u64::from(u32::MAX)) as u32,
             avg_bitrate: average_bandwidth.min(u64::from(u32::MAX)) as u32,
             loudness,
+            roll_distance: self.roll_distance,
         });
         let init_file = layout::INIT_FILE.to_string();
         let path = self.building.join(&init_file);
@@ -347,7 +401,19 @@ mod tests {
     }
 
     fn run(priming: u32, seg: u64, frame: u32, frames: usize, max: u32) -> Vec<(u64, u64)> {
-        let mut s = Segmenter::new(priming, seg);
+        run_on(priming, seg, 1, frame, frames, max, None)
+    }
+
+    fn run_on(
+        priming: u32,
+        seg: u64,
+        grid: u64,
+        frame: u32,
+        frames: usize,
+        max: u32,
+        end: Option<u64>,
+    ) -> Vec<(u64, u64)> {
+        let mut s = Segmenter::new(priming, seg, grid);
         let mut out = Vec::new();
         for _ in 0..frames {
             if let Some(p) = s.push(packet(frame)) {
@@ -355,7 +421,7 @@ mod tests {
                 out.push((p.start, p.duration()));
             }
         }
-        for p in s.finish(max) {
+        for p in s.finish(max, end) {
             out.push((p.start, p.duration()));
         }
         out
@@ -372,6 +438,24 @@ mod tests {
             assert_eq!(w[0].0 + w[0].1, w[1].0);
         }
         assert_eq!(segs.iter().map(|s| s.1).sum::<u64>(), 800 * 1024);
+    }
+
+    #[test]
+    fn renditions_of_one_set_cut_at_the_same_decode_times_and_end_together() {
+        // AAC-LC (1024) and HE-AAC (2048) padded to one priming (7106), on a 2048 grid.
+        let seg = 264_600;
+        let frames_total = 7106 + 10 * 44100 + 4096;
+        let lc = run_on(7106, seg, 2048, 1024, frames_total / 1024 + 3, 2, None);
+        let he = run_on(7106, seg, 2048, 2048, frames_total / 2048 + 2, 2, None);
+        assert_eq!(lc[1].0, he[1].0);
+        assert_eq!(lc[1].0 % 2048, 0);
+        // 7106 + 264600 = 271706 -> nearest multiple of 2048: 272384.
+        assert_eq!(lc[1].0, 272_384);
+        let end = (7106u64 + 441_000).div_ceil(2048) * 2048;
+        let lc = run_on(7106, seg, 2048, 1024, frames_total / 1024 + 3, 2, Some(end));
+        let he = run_on(7106, seg, 2048, 2048, frames_total / 2048 + 2, 2, Some(end));
+        assert_eq!(lc, he);
+        assert_eq!(lc.last().map(|s| s.0 + s.1), Some(end));
     }
 
     #[test]

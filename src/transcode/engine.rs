@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use crate::error::Error;
 use crate::ingest::{MasterFormat, MasterReader, SampleKind, TrackSource};
 use crate::stats::{Stage, StageClock};
+use crate::transcode::timeline::{self, Member, Padded, SetTiming};
 use crate::transcode::{
     self, EncodedPacket, Encoder, InputKind, Pcm, Quantizer, RenditionPlan, StreamConfig,
     StreamResampler,
@@ -272,16 +273,18 @@ fn route<S: RenditionSink>(
 type Finished<O> = (usize, RenditionPlan, O);
 
 /// Encode one programme: every track's renditions, from one decode of its masters. `open_sink`
-/// gets the track's slot in the programme, the rendition's plan and its encoder's stream.
+/// gets the track's slot in the programme, the rendition's plan, its encoder's stream (with
+/// the set's priming) and the set's timeline.
 pub fn run_programme<S, F>(
     tracks: &[ProgrammeTrack<'_>],
+    segment_seconds: f64,
     open_sink: &F,
     progress: &dyn ProgressSink,
     clock: &StageClock,
 ) -> Result<Vec<EncodedTrack<S::Output>>, Error>
 where
     S: RenditionSink,
-    F: Fn(usize, &RenditionPlan, &StreamConfig) -> Result<S, Error> + Sync,
+    F: Fn(usize, &RenditionPlan, &StreamConfig, &SetTiming) -> Result<S, Error> + Sync,
 {
     let first = tracks[0].format;
     let master_rate = first.sample_rate;
@@ -296,11 +299,35 @@ where
         .unwrap_or(16);
 
     // Open every encoder first: a rung the encoder refuses fails the run before any work.
+    // Then each switching set of a track gets one timeline (`timeline`): the encoders that
+    // prime less are padded to the set's priming, and the packager cuts on the set's grid.
     let mut runs = Vec::new();
     for (slot, track) in tracks.iter().enumerate() {
-        for plan in track.plans {
-            let encoder = transcode::open_encoder(plan)?;
-            let sink = open_sink(slot, plan, &encoder.stream_config())?;
+        let encoders = track
+            .plans
+            .iter()
+            .map(transcode::open_encoder)
+            .collect::<Result<Vec<_>, _>>()?;
+        let members: Vec<Member> = track
+            .plans
+            .iter()
+            .zip(&encoders)
+            .map(|(plan, e)| Member {
+                family: plan.rung.codec.family(),
+                codec: plan.rung.codec,
+                rate: plan.sample_rate,
+                frame: e.frame_size(),
+                priming: e.stream_config().priming,
+            })
+            .collect();
+        let timings = timeline::align(&members, segment_seconds);
+        for ((plan, encoder), timing) in track.plans.iter().zip(encoders).zip(timings) {
+            let encoder: Box<dyn Encoder> = if timing.lead > 0 || timing.tail > 0 {
+                Box::new(Padded::new(encoder, &timing))
+            } else {
+                encoder
+            };
+            let sink = open_sink(slot, plan, &encoder.stream_config(), &timing)?;
             runs.push(RenditionRun {
                 track: slot,
                 plan: plan.clone(),

@@ -159,6 +159,13 @@ impl FdkEncoder {
         // nDelay is the whole decoder-side delay at the output rate (core + SBR + QMF).
         enc.priming = info.nDelay;
         enc.asc = info.confBuf[..info.confSize as usize].to_vec();
+        if codec == Codec::HeAac {
+            // Hierarchical signalling (AOT 5) leaves parametric stereo possible, so decoders
+            // output a mono HE-AAC stream as stereo; say explicitly that it is absent.
+            if let Some(asc) = backward_compatible_sbr_config(&enc.asc) {
+                enc.asc = asc;
+            }
+        }
         enc.input_chunk = info.frameLength as usize * enc.channels;
         enc.out = vec![0u8; info.maxOutBufBytes.max(8192) as usize];
         Ok(enc)
@@ -254,6 +261,10 @@ impl Encoder for FdkEncoder {
         InputKind::Int { bits: 16 }
     }
 
+    fn frame_size(&self) -> u32 {
+        self.frame_size
+    }
+
     fn send(&mut self, pcm: Pcm<'_>) -> Result<(), TranscodeError> {
         match pcm {
             Pcm::I32(s) => self.pending.extend(s.iter().map(|&v| v as i16)),
@@ -300,5 +311,73 @@ impl Encoder for FdkEncoder {
                 audio_specific_config: self.asc.clone(),
             },
         }
+    }
+}
+
+/// An HE-AAC v1 AudioSpecificConfig in backward-compatible explicit signalling (ISO/IEC 14496-3
+/// 1.6.5.2, 1.6.2.1): the AAC-LC core (AOT 2, core rate, channels, GASpecificConfig), then
+/// the sync extension 0x2b7 naming SBR (AOT 5, sbrPresentFlag 1, the output rate), then the
+/// sync extension 0x548 with psPresentFlag 0, so a decoder knows no parametric stereo follows
+/// and a mono stream stays mono. Rebuilt from the encoder's hierarchical config (AOT 5, core
+/// rate index, channel configuration, output rate index, AOT 2, GASpecificConfig); `None`
+/// when that config is not the plain form this handles (escaped rates, a PCE, extensions).
+fn backward_compatible_sbr_config(hierarchical: &[u8]) -> Option<Vec<u8>> {
+    let bits = |at: usize, n: usize| -> Option<u32> {
+        (at + n <= hierarchical.len() * 8).then(|| {
+            (at..at + n).fold(0, |v, i| {
+                (v << 1) | u32::from((hierarchical[i / 8] >> (7 - i % 8)) & 1)
+            })
+        })
+    };
+    let (aot, core_rate, channels, out_rate, core_aot, ga) = (
+        bits(0, 5)?,
+        bits(5, 4)?,
+        bits(9, 4)?,
+        bits(13, 4)?,
+        bits(17, 5)?,
+        bits(22, 3)?,
+    );
+    if aot != 5 || core_aot != 2 || core_rate == 15 || out_rate == 15 || channels == 0 || ga != 0 {
+        return None;
+    }
+    let fields: [(u32, usize); 10] = [
+        (2, 5),
+        (core_rate, 4),
+        (channels, 4),
+        (0, 3), // frameLengthFlag, dependsOnCoreCoder, extensionFlag
+        (0x2b7, 11),
+        (5, 5),
+        (1, 1), // sbrPresentFlag
+        (out_rate, 4),
+        (0x548, 11),
+        (0, 1), // psPresentFlag
+    ];
+    let mut out = Vec::new();
+    let mut used = 0usize;
+    for (value, n) in fields {
+        for i in (0..n).rev() {
+            if used.is_multiple_of(8) {
+                out.push(0);
+            }
+            let bit = ((value >> i) & 1) as u8;
+            *out.last_mut().expect("pushed") |= bit << (7 - used % 8);
+            used += 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn he_aac_config_says_sbr_present_and_ps_absent() {
+        // Hierarchical: AOT 5, core 22050 Hz (index 7), mono, output 44100 Hz (4), AOT 2, GA 000.
+        let hierarchical = [0x2b, 0x8a, 0x08, 0x00];
+        let asc = backward_compatible_sbr_config(&hierarchical).unwrap();
+        // 00010 0111 0001 000 | 01010110111 00101 1 0100 | 10101001000 0 (+ padding)
+        assert_eq!(asc, vec![0x13, 0x88, 0x56, 0xe5, 0xa5, 0x48, 0x00]);
+        assert_eq!(backward_compatible_sbr_config(&[0x12, 0x10]), None);
     }
 }

@@ -133,6 +133,18 @@ impl FfmpegEncoder {
                 unsafe {
                     (*enc.as_mut_ptr()).bits_per_raw_sample = bits as i32;
                 }
+                if codec == Codec::Flac {
+                    // Blocks of 50 ms (2205 samples at 44.1 kHz, 2400 at 48, 4800 at 96): a
+                    // whole number at every common rate, so FLAC renditions at different rates
+                    // can cut segments at the same instants (`timeline`); within the subset's
+                    // 4608 / 16384 limits up to 192 kHz.
+                    if let Some(block) = flac_block_size(plan.sample_rate) {
+                        // SAFETY: as above, a plain int field on an unopened context.
+                        unsafe {
+                            (*enc.as_mut_ptr()).frame_size = block as i32;
+                        }
+                    }
+                }
             }
             _ => {}
         }
@@ -327,6 +339,10 @@ impl Encoder for FfmpegEncoder {
         self.input_kind
     }
 
+    fn frame_size(&self) -> u32 {
+        self.frame_size as u32
+    }
+
     fn send(&mut self, pcm: Pcm<'_>) -> Result<(), TranscodeError> {
         match pcm {
             Pcm::F32(s) => self.pending_f32.extend_from_slice(s),
@@ -397,4 +413,9 @@ fn opus_config(head: &[u8], priming: u32) -> DecoderConfig {
             Vec::new()
         },
     }
+}
+
+/// A FLAC block of 50 ms at `rate`, when that is a whole number of samples FLAC allows.
+fn flac_block_size(rate: u32) -> Option<u32> {
+    (rate.is_multiple_of(20) && (16..=65535).contains(&(rate / 20))).then_some(rate / 20)
 }

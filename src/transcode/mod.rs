@@ -10,6 +10,7 @@ mod fdk;
 mod ffmpeg;
 mod plan;
 mod resample;
+pub mod timeline;
 
 pub use dither::Quantizer;
 pub use plan::{plan_renditions, RenditionPlan, Skipped};
@@ -98,6 +99,8 @@ pub struct StreamConfig {
 /// the encoder until received.
 pub trait Encoder: Send {
     fn input_kind(&self) -> InputKind;
+    /// Samples per access unit at the output rate (a shorter last one may follow).
+    fn frame_size(&self) -> u32;
     fn send(&mut self, pcm: Pcm<'_>) -> Result<(), TranscodeError>;
     /// Signal the end of input; remaining packets (with end padding) become receivable.
     fn finish(&mut self) -> Result<(), TranscodeError>;
