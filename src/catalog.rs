@@ -69,12 +69,14 @@ pub fn notification_body(kind: &str, record: &Value, urls: &BTreeMap<String, Str
     let mut manifests = Vec::new();
     for p in record["playlists"].as_array().into_iter().flatten() {
         manifests.push(json!({
-            "url": url(&p["path"]), "tier": p["tier"], "family": p["family"], "format": "hls",
+            "url": url(&p["path"]), "tier": p["tier"], "family": p["family"],
+            "sample_rate": p["sample_rate"], "format": "hls",
         }));
     }
     for m in record["mpds"].as_array().into_iter().flatten() {
         manifests.push(json!({
-            "url": url(&m["path"]), "tier": m["tier"], "family": null, "format": "dash",
+            "url": url(&m["path"]), "tier": m["tier"], "family": null, "sample_rate": null,
+            "format": "dash",
         }));
     }
     let renditions: Vec<Value> = record["renditions"]

@@ -76,6 +76,8 @@ pub struct TrackReport {
 pub struct PlaylistRef {
     pub tier: Tier,
     pub family: Family,
+    /// The set's sample rate: a family at two rates is two sets.
+    pub sample_rate: u32,
     pub path: String,
 }
 
@@ -137,6 +139,7 @@ pub fn track_report(
             Some(family) => playlists.push(PlaylistRef {
                 tier: e.tier,
                 family,
+                sample_rate: e.sample_rate.unwrap_or(0),
                 path: under(&e.path),
             }),
             None => mpds.push(MpdRef {

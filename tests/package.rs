@@ -615,3 +615,116 @@ fn the_report_schema_refuses_a_report_that_breaks_it() {
     bad["tracks"][0]["renditions"][0]["bandwidth"] = "256k".into();
     assert!(!schema.is_valid(&bad), "a bit rate as text passed");
 }
+
+/// Every switching set shares one timeline: within each AdaptationSet (segmentAlignment and
+/// startWithSAP declared, one sample rate) the SegmentTimelines and every segment's `tfdt` are
+/// identical, and so are the edit lists; every multivariant playlist's variants list the same
+/// EXTINFs. The MPD's durations have three fraction digits (PT10.500S).
+#[test]
+fn every_switching_set_shares_one_timeline() {
+    let out = fixtures_out();
+    let report = report(out);
+    let mut sets_checked = 0;
+    for t in report["tracks"].as_array().unwrap() {
+        let track = t["id"].as_str().unwrap();
+        let renditions = t["renditions"].as_array().unwrap();
+        for m in t["mpds"].as_array().unwrap() {
+            let text = std::fs::read_to_string(out.join(m["path"].as_str().unwrap())).unwrap();
+            for attr in [
+                "mediaPresentationDuration",
+                "minBufferTime",
+                "maxSegmentDuration",
+            ] {
+                let at = text.find(&format!("{attr}=\"")).expect(attr) + attr.len() + 2;
+                let value = &text[at..at + text[at..].find('"').unwrap()];
+                let frac = value.trim_start_matches("PT").trim_end_matches('S');
+                assert!(
+                    frac.split_once('.').is_some_and(|(s, f)| f.len() == 3
+                        && s.bytes().all(|b| b.is_ascii_digit())),
+                    "{attr}={value}: seconds with three fraction digits"
+                );
+            }
+            let mpd = dash_mpd_core::parse(&text).expect("MPD parses");
+            for set in &mpd.periods[0].adaptations {
+                assert_eq!(set.segmentAlignment, Some(true), "{track}: {:?}", set.Label);
+                assert_eq!(set.startWithSAP, Some(1));
+                // (rate, timeline, tfdts, edit list) of every member.
+                let members: Vec<(u64, Vec<(u64, u64)>, Vec<u64>, (u64, u64))> = set
+                    .representations
+                    .iter()
+                    .map(|rep| {
+                        let rid = rep.id.as_deref().unwrap();
+                        let st = rep.SegmentTemplate.as_ref().unwrap();
+                        let mut times: Vec<(u64, u64)> = Vec::new();
+                        for s in &st.SegmentTimeline.as_ref().unwrap().segments {
+                            let mut t0 =
+                                s.t.unwrap_or_else(|| times.last().map_or(0, |&(t, d)| t + d));
+                            for _ in 0..=s.r.unwrap_or(0) {
+                                times.push((t0, s.d));
+                                t0 += s.d;
+                            }
+                        }
+                        let dir = rendition_dir(&out.join(track), rid);
+                        let tfdts = segment_files(&dir)
+                            .iter()
+                            .map(|f| {
+                                let bytes = std::fs::read(f).unwrap();
+                                let moof =
+                                    Moof::decode(&mut std::io::Cursor::new(bytes.as_slice()))
+                                        .unwrap();
+                                moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time
+                            })
+                            .collect();
+                        (
+                            st.timescale.unwrap(),
+                            times,
+                            tfdts,
+                            edit_list(&dir.join("init.mp4")),
+                        )
+                    })
+                    .collect();
+                let (rate0, times0, tfdts0, edit0) = &members[0];
+                for (rate, times, tfdts, edit) in &members[1..] {
+                    assert_eq!(rate, rate0, "{track}: one sample rate per set");
+                    assert_eq!(times, times0, "{track}: SegmentTimelines differ");
+                    assert_eq!(tfdts, tfdts0, "{track}: tfdts differ");
+                    assert_eq!(edit, edit0, "{track}: edit lists differ");
+                }
+                sets_checked += 1;
+            }
+        }
+        for p in t["playlists"].as_array().unwrap() {
+            let path = out.join(p["path"].as_str().unwrap());
+            let text = std::fs::read(&path).unwrap();
+            let Ok(m3u8_rs::Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(&text)
+            else {
+                panic!("{path:?}: not a multivariant playlist")
+            };
+            let extinfs: Vec<(u64, Vec<f64>)> = master
+                .variants
+                .iter()
+                .map(|v| {
+                    let media = path.parent().unwrap().join(&v.uri);
+                    let Ok(m3u8_rs::Playlist::MediaPlaylist(pl)) =
+                        m3u8_rs::parse_playlist_res(&std::fs::read(&media).unwrap())
+                    else {
+                        panic!("{media:?}: not a media playlist")
+                    };
+                    let rid = v.uri.split('/').next().unwrap();
+                    let rate = renditions.iter().find(|r| r["id"] == rid).unwrap()["sample_rate"]
+                        .as_u64()
+                        .unwrap();
+                    (
+                        rate,
+                        pl.segments.iter().map(|s| f64::from(s.duration)).collect(),
+                    )
+                })
+                .collect();
+            for (rate, durations) in &extinfs[1..] {
+                assert_eq!(*rate, extinfs[0].0, "{path:?}: one sample rate per set");
+                assert_eq!(durations, &extinfs[0].1, "{path:?}: EXTINFs differ");
+            }
+        }
+    }
+    assert!(sets_checked >= 20, "{sets_checked} sets");
+}

@@ -135,9 +135,9 @@ impl FfmpegEncoder {
                 }
                 if codec == Codec::Flac {
                     // Blocks of 50 ms (2205 samples at 44.1 kHz, 2400 at 48, 4800 at 96): a
-                    // whole number at every common rate, so FLAC renditions at different rates
-                    // can cut segments at the same instants (`timeline`); within the subset's
-                    // 4608 / 16384 limits up to 192 kHz.
+                    // whole number at every common rate, so a segment of whole seconds is whole
+                    // blocks (6.000 s, not 4096-sample steps) at every rate; within the
+                    // subset's 4608 / 16384 limits up to 192 kHz.
                     if let Some(block) = flac_block_size(plan.sample_rate) {
                         // SAFETY: as above, a plain int field on an unopened context.
                         unsafe {

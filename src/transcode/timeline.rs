@@ -45,42 +45,30 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
-/// The timing of every member, in order. Members of one family share a timeline when they
-/// share a sample rate (grid: the least common multiple of their frame sizes; priming: the
-/// largest), or, at different rates, when their frames last equally long and none primes (the
-/// lossless set at 44.1 and 48 kHz with 50 ms blocks). Otherwise each keeps its own frame grid
-/// and the set is not aligned.
+/// The timing of every member, in order. A switching set is a family at one sample rate
+/// (`manifest`): its grid is the least common multiple of its frame sizes and its priming the
+/// largest. A grid coarser than half a segment leaves each member on its own frame grid.
 pub fn align(members: &[Member], segment_seconds: f64) -> Vec<SetTiming> {
     members
         .iter()
         .map(|m| {
-            let set: Vec<&Member> = members.iter().filter(|o| o.family == m.family).collect();
+            let set: Vec<&Member> = members
+                .iter()
+                .filter(|o| o.family == m.family && o.rate == m.rate)
+                .collect();
             let lossy = !matches!(m.codec, Codec::Flac | Codec::Alac);
-            let own = SetTiming {
-                lead: 0,
-                tail: 0,
-                grid: u64::from(m.frame),
-                end_on_grid: false,
-                aligned: set.len() == 1,
-            };
-            let same_rate = set.iter().all(|o| o.rate == m.rate);
-            let grid = if same_rate {
-                set.iter().fold(1u64, |g, o| {
-                    let f = u64::from(o.frame);
-                    g / gcd(g, f) * f
-                })
-            } else {
-                let equal_time = set.iter().all(|o| {
-                    u64::from(o.frame) * u64::from(m.rate) == u64::from(m.frame) * u64::from(o.rate)
-                });
-                if !equal_time || set.iter().any(|o| o.priming != 0) {
-                    return own;
-                }
-                u64::from(m.frame)
-            };
-            // A grid coarser than half a segment would make segments of very unequal length.
+            let grid = set.iter().fold(1u64, |g, o| {
+                let f = u64::from(o.frame);
+                g / gcd(g, f) * f
+            });
             if grid as f64 > segment_seconds * f64::from(m.rate) / 2.0 {
-                return own;
+                return SetTiming {
+                    lead: 0,
+                    tail: 0,
+                    grid: u64::from(m.frame),
+                    end_on_grid: false,
+                    aligned: set.len() == 1,
+                };
             }
             let priming = set.iter().map(|o| o.priming).max().unwrap_or(0);
             SetTiming {
@@ -197,25 +185,19 @@ mod tests {
     }
 
     #[test]
-    fn lossless_at_two_rates_aligns_only_with_frames_of_equal_length() {
+    fn a_family_at_two_rates_is_two_sets() {
         let t = align(
             &[
                 member(Codec::Flac, 44100, 2205, 0),
-                member(Codec::Flac, 48000, 2400, 0),
+                member(Codec::Flac, 96000, 4800, 0),
+                member(Codec::Alac, 44100, 4096, 0),
+                member(Codec::Alac, 44100, 4096, 0),
             ],
             6.0,
         );
+        assert_eq!((t[0].grid, t[1].grid, t[2].grid), (2205, 4800, 4096));
         assert!(t
             .iter()
             .all(|t| t.aligned && t.lead == 0 && t.tail == 0 && !t.end_on_grid));
-        assert_eq!((t[0].grid, t[1].grid), (2205, 2400));
-        let t = align(
-            &[
-                member(Codec::Alac, 44100, 4096, 0),
-                member(Codec::Alac, 96000, 4096, 0),
-            ],
-            6.0,
-        );
-        assert!(t.iter().all(|t| !t.aligned && t.grid == 4096));
     }
 }

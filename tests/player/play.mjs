@@ -6,10 +6,12 @@
 // is then cross-origin to the media, as behind a CDN); PLAY_SET=entry plays only the entry
 // manifests: every multivariant playlist, and each MPD with one representation per family.
 //
-// For every track in the report: every rendition's HLS media playlist through hls.js, every
-// multivariant playlist through hls.js (its own ABR), and every representation of every MPD
-// through Shaka Player (ABR off, restricted to that representation). Playback runs at 16x and
-// must reach 'ended' with the clock at the presentation's end. A codec the browser cannot
+// For every track in the report: every rendition's HLS media playlist through hls.js; every
+// tier manifest through two players: each multivariant playlist through hls.js and Shaka
+// Player (their own ABR), each MPD through Shaka Player (ABR off, restricted to each
+// representation in turn) and dash.js (its own ABR over each codec family's AdaptationSet).
+// Playback runs at 16x and must reach 'ended' with the clock at the presentation's end, so a
+// player that stalls before the end of a track fails. A codec the browser cannot
 // decode at all (Chromium has no ALAC decoder) is skipped and said so, never counted as played.
 // Prints one JSON line per playback; exits non-zero if any failed.
 import http from 'node:http';
@@ -29,13 +31,14 @@ const types = {
 const libs = {
   '/lib/hls.js': path.join(here, 'node_modules/hls.js/dist/hls.js'),
   '/lib/shaka.js': path.join(here, 'node_modules/shaka-player/dist/shaka-player.compiled.js'),
+  '/lib/dash.js': path.join(here, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js'),
 };
 const server = http.createServer((req, res) => {
   const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
   let file;
   if (url === '/') {
     res.writeHead(200, { 'content-type': 'text/html' });
-    return res.end('<!doctype html><script src="/lib/hls.js"></script><script src="/lib/shaka.js"></script><body></body>');
+    return res.end('<!doctype html><script src="/lib/hls.js"></script><script src="/lib/shaka.js"></script><script src="/lib/dash.js"></script><body></body>');
   } else if (libs[url]) {
     file = libs[url];
   } else if (url.startsWith('/out/')) {
@@ -59,7 +62,7 @@ page.on('pageerror', (e) => console.error('page error:', e.message));
 await page.goto(base + '/');
 
 // In the page: play one source to its end and report the clock.
-const playInPage = async ({ kind, url, codecs, bandwidth }) => {
+const playInPage = async ({ kind, url, codecs, bandwidth, ids }) => {
   const audio = document.createElement('audio');
   document.body.appendChild(audio);
   let player;
@@ -81,6 +84,22 @@ const playInPage = async ({ kind, url, codecs, bandwidth }) => {
         });
         player.loadSource(url);
         player.attachMedia(audio);
+      } else if (kind === 'dashjs') {
+        player = dashjs.MediaPlayer().create();
+        player.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE } });
+        // Only this family's AdaptationSet keeps representations: dash.js plays that set.
+        player.registerCustomCapabilitiesFilter((rep) => ids.includes(rep.id));
+        player.on(dashjs.MediaPlayer.events.ERROR, (e) => fail('dash.js ' + JSON.stringify(e.error && (e.error.message || e.error.code) || e.error)));
+        player.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => { audio.playbackRate = 16; });
+        player.initialize(audio, url, true);
+      } else if (kind === 'shaka-hls') {
+        shaka.polyfill.installAll();
+        player = new shaka.Player();
+        await player.attach(audio);
+        player.addEventListener('error', (e) => fail('shaka ' + e.detail.code));
+        await player.load(url);
+        audio.playbackRate = 16;
+        await audio.play();
       } else {
         shaka.polyfill.installAll();
         player = new shaka.Player();
@@ -116,8 +135,9 @@ for (const t of report.tracks) {
     jobs.push({ kind: 'hls', what: `${t.id}/${r.id} (media playlist)`, url: `${media}/${r.playlist}`, codecs: r.codecs, end: r.duration_samples / r.sample_rate });
   }
   for (const p of t.playlists) {
-    const member = t.renditions.find((r) => r.family === p.family);
+    const member = t.renditions.find((r) => r.family === p.family && r.sample_rate === p.sample_rate);
     jobs.push({ kind: 'hls', what: p.path, url: `${media}/${p.path}`, codecs: member.codecs, end: t.duration_seconds });
+    if (!entryOnly) jobs.push({ kind: 'shaka-hls', what: p.path, url: `${media}/${p.path}`, codecs: member.codecs, end: t.duration_seconds });
   }
   for (const m of t.mpds) {
     const families = new Set();
@@ -128,6 +148,13 @@ for (const t of report.tracks) {
       families.add(r.family);
       jobs.push({ kind: 'dash', what: `${m.path} ${r.id}`, url: `${media}/${m.path}`, codecs: r.codecs, bandwidth: r.bandwidth, end: t.duration_seconds });
     }
+    if (entryOnly) continue;
+    const tiers = ['free', 'premium', 'hifi'];
+    const inTier = t.renditions.filter((r) => tiers.indexOf(r.tier) <= tiers.indexOf(m.tier));
+    for (const set of new Set(inTier.map((r) => `${r.family} ${r.sample_rate}`))) {
+      const members = inTier.filter((r) => `${r.family} ${r.sample_rate}` === set);
+      jobs.push({ kind: 'dashjs', what: `${m.path} ${set}`, url: `${media}/${m.path}`, codecs: members[0].codecs, ids: members.map((r) => r.id), end: t.duration_seconds });
+    }
   }
 }
 
@@ -135,12 +162,13 @@ const codecs = [...new Set(jobs.map((j) => j.codecs))];
 const playable = await page.evaluate((list) => Object.fromEntries(
   list.map((c) => [c, MediaSource.isTypeSupported(`audio/mp4; codecs="${c}"`)])), codecs);
 
+const playerName = { hls: 'hls.js', 'shaka-hls': 'shaka', dash: 'shaka', dashjs: 'dash.js' };
 let failed = 0;
 let skipped = 0;
 for (const job of jobs) {
   if (!playable[job.codecs]) {
     skipped++;
-    console.log(JSON.stringify({ player: job.kind === 'hls' ? 'hls.js' : 'shaka', source: job.what, skipped: `this browser cannot decode ${job.codecs}` }));
+    console.log(JSON.stringify({ player: playerName[job.kind], source: job.what, skipped: `this browser cannot decode ${job.codecs}` }));
     continue;
   }
   const res = await page.evaluate(playInPage, job);
@@ -151,7 +179,7 @@ for (const job of jobs) {
     res.error = `ended at ${res.currentTime.toFixed(3)} s, expected ${job.end.toFixed(3)} s`;
   }
   if (!res.ok) failed++;
-  console.log(JSON.stringify({ player: job.kind === 'hls' ? 'hls.js' : 'shaka', source: job.what, ...res }));
+  console.log(JSON.stringify({ player: playerName[job.kind], source: job.what, ...res }));
 }
 await browser.close();
 server.close();
