@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pressing needs on a fresh Debian 12 machine; safe to re-run.
 #   scripts/setup.sh          build dependencies (FFmpeg libraries, clang) and the FFmpeg/sox CLIs
-#   scripts/setup.sh --test   also Chromium, Node.js and the pinned player packages, rclone (the
+#   scripts/setup.sh --test   also Chromium, Node.js and the pinned player packages, GStreamer, rclone (the
 #                             publish benchmark's reference) and SeaweedFS (the S3 test store)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 want=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
       libswresample-dev libavfilter-dev libavdevice-dev libswscale-dev ffmpeg sox)
 if [[ "${1:-}" == "--test" ]]; then
-  want+=(chromium rclone python3-pip)
+  want+=(chromium rclone python3-pip gstreamer1.0-tools gstreamer1.0-plugins-base
+         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav)
   command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm)
 fi
 
@@ -35,7 +36,7 @@ if [[ "${1:-}" == "--test" ]]; then
     cargo install cargo-fuzz --locked --quiet
   fi
   scripts/tools.sh weed >/dev/null
-  if [[ ! -d tests/player/node_modules/shaka-player ]] || [[ tests/player/package-lock.json -nt tests/player/node_modules ]]; then
+  if [[ ! -d tests/player/node_modules/dashjs ]] || [[ tests/player/package-lock.json -nt tests/player/node_modules ]]; then
     echo "setup: installing the player test packages (npm ci)" >&2
     (cd tests/player && npm ci --no-audit --no-fund --loglevel=error)
   fi

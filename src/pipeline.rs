@@ -22,7 +22,7 @@ use crate::ingest::{MasterFormat, TrackSource};
 use crate::ladder::Ladder;
 use crate::layout;
 use crate::manifest;
-use crate::package::{LoudnessInfo, PackagedRendition, PackagerSink, RenditionPackager};
+use crate::package::{self, LoudnessInfo, PackagedRendition, PackagerSink, RenditionPackager};
 use crate::publish::{self, CatalogNotifier, PublishOptions, Store, UploadProgress};
 use crate::report::{self, RunReport, RunStats, TrackReport};
 use crate::stats::{Stage, StageClock};
@@ -171,11 +171,16 @@ fn encode_programme(
                      stream: &transcode::StreamConfig,
                      timing: &transcode::timeline::SetTiming| {
         let track = &planned[programme[slot]];
-        let segment_len = (ladder.segment_seconds * f64::from(plan.sample_rate)).round() as u64;
+        let seconds = package::segment_seconds_for(
+            track.format.declared_frames,
+            track.format.sample_rate,
+            ladder.segment_seconds,
+        );
+        let segment_len = (seconds * f64::from(plan.sample_rate)).round() as u64;
         let dir = staging.join(&track.source.id).join(&plan.rung.id);
         Ok(PackagerSink {
             packager: RenditionPackager::new(&plan.rung.id, &dir, stream, segment_len, timing)?,
-            segment_seconds: ladder.segment_seconds,
+            segment_seconds: seconds,
             loudness: track.loudness.as_ref(),
         })
     };

@@ -374,6 +374,25 @@ impl RenditionSink for PackagerSink<'_> {
     }
 }
 
+/// The segment length for a track of `frames` at `rate` under a ladder's `seconds`: the
+/// ladder's, except that a track shorter than one and a half segments (but at least 2 s) is cut
+/// in two halves. A one-segment playlist ends before GStreamer 1.22's hlsdemux2 has exposed its
+/// pad ("Can't push EOS on non-exposed pad": 3 of 16 runs reached EOS, against 16 of 16 with
+/// two segments), and a short first segment starts every player sooner.
+pub fn segment_seconds_for(frames: Option<u64>, rate: u32, seconds: f64) -> f64 {
+    match frames {
+        Some(f) => {
+            let duration = f as f64 / f64::from(rate);
+            if duration < 1.5 * seconds && duration >= 2.0 {
+                duration / 2.0
+            } else {
+                seconds
+            }
+        }
+        None => seconds,
+    }
+}
+
 /// How many segments a track of `frames` at `rate` gets: boundaries every `seconds`, and a
 /// tail shorter than half a segment joins the segment before it. Computed once from the master
 /// so every rendition of the track agrees.
@@ -462,6 +481,17 @@ mod tests {
     fn short_tail_merges_into_previous_segment() {
         let segs = run(0, 1000, 100, 21, 2);
         assert_eq!(segs, vec![(0, 1000), (1000, 1100)]);
+    }
+
+    #[test]
+    fn a_short_track_gets_two_segments() {
+        assert_eq!(segment_seconds_for(Some(44100 * 20), 44100, 6.0), 6.0);
+        assert_eq!(segment_seconds_for(Some(44100 * 9), 44100, 6.0), 6.0);
+        assert_eq!(segment_seconds_for(Some(44100 * 8), 44100, 6.0), 4.0);
+        assert_eq!(segment_seconds_for(Some(44100), 44100, 6.0), 6.0);
+        assert_eq!(segment_seconds_for(None, 44100, 6.0), 6.0);
+        let s = segment_seconds_for(Some(44100 * 4), 44100, 6.0);
+        assert_eq!(segment_count(44100 * 4, 44100, s), 2);
     }
 
     #[test]
