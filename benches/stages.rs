@@ -8,7 +8,7 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pressing::ingest::MasterReader;
-use pressing::ladder::{Codec, Family, Ladder};
+use pressing::ladder::{Codec, Ladder};
 use pressing::manifest;
 use pressing::package::{create_media_segment, Fragment, PackagedRendition, SegmentInfo};
 use pressing::transcode::{
@@ -203,7 +203,7 @@ fn manifests(c: &mut Criterion) {
         b.iter(|| manifest::create_multivariant_playlist(black_box(&refs)))
     });
     c.bench_function("manifest/dash/9rep/40seg", |b| {
-        b.iter(|| manifest::create_mpd(240.0, black_box(&[(Family::Aac, refs.clone())])))
+        b.iter(|| manifest::create_mpd(240.0, black_box(&[("aac".to_string(), refs.clone())])))
     });
 }
 

@@ -616,6 +616,10 @@ fn the_report_schema_refuses_a_report_that_breaks_it() {
     assert!(!schema.is_valid(&bad), "a bit rate as text passed");
 }
 
+/// A set member as the timeline test sees it: timescale, expanded SegmentTimeline (t, d), the
+/// segments' tfdts and the edit list (media_time, segment_duration).
+type SetMember = (u64, Vec<(u64, u64)>, Vec<u64>, (u64, u64));
+
 /// Every switching set shares one timeline: within each AdaptationSet (segmentAlignment and
 /// startWithSAP declared, one sample rate) the SegmentTimelines and every segment's `tfdt` are
 /// identical, and so are the edit lists; every multivariant playlist's variants list the same
@@ -649,7 +653,7 @@ fn every_switching_set_shares_one_timeline() {
                 assert_eq!(set.segmentAlignment, Some(true), "{track}: {:?}", set.Label);
                 assert_eq!(set.startWithSAP, Some(1));
                 // (rate, timeline, tfdts, edit list) of every member.
-                let members: Vec<(u64, Vec<(u64, u64)>, Vec<u64>, (u64, u64))> = set
+                let members: Vec<SetMember> = set
                     .representations
                     .iter()
                     .map(|rep| {

@@ -183,19 +183,35 @@ fn gstreamer_plays_every_playlist_and_mpd_to_eos() {
         }
     }
     let mut failures = Vec::new();
+    let mut retried = Vec::new();
     for source in &sources {
-        let o = Command::new("timeout")
-            .args(["60", "gst-launch-1.0", "playbin3"])
-            .arg(format!("uri={base}/{source}"))
-            .arg("audio-sink=fakesink sync=false")
-            .output()
-            .expect("gst-launch-1.0 is installed (scripts/setup.sh --test)");
-        let text =
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-        if !o.status.success() || !text.contains("Got EOS") || text.contains("ERROR") {
+        // hlsdemux2 1.22 can reach the end of a short playlist before it has exposed its pad
+        // ("Can't push EOS on non-exposed pad", then "Couldn't download fragments"): measured
+        // 1 run in 111 with two segments. That one error, and only it, gets two more tries.
+        for attempt in 1..=3 {
+            let o = Command::new("timeout")
+                .args(["60", "gst-launch-1.0", "playbin3"])
+                .arg(format!("uri={base}/{source}"))
+                .arg("audio-sink=fakesink sync=false")
+                .output()
+                .expect("gst-launch-1.0 is installed (scripts/setup.sh --test)");
+            let text = String::from_utf8_lossy(&o.stdout).into_owned()
+                + &String::from_utf8_lossy(&o.stderr);
+            if o.status.success() && text.contains("Got EOS") && !text.contains("ERROR") {
+                break;
+            }
+            if attempt < 3 && text.contains("Couldn't download fragments") {
+                retried.push(source.clone());
+                continue;
+            }
             failures.push(format!("{source}: exit {:?}\n{text}", o.status.code()));
+            break;
         }
     }
+    eprintln!(
+        "gstreamer: {} sources, retried after the EOS race: {retried:?}",
+        sources.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {} failed:\n{}",

@@ -8,7 +8,9 @@
 //! encoder's own priming. This module decides the padding and the grid; the packager cuts on it.
 
 use crate::ladder::{Codec, Family};
-use crate::transcode::{EncodedPacket, Encoder, InputKind, Pcm, StreamConfig, TranscodeError};
+use crate::transcode::{
+    DecoderConfig, EncodedPacket, Encoder, InputKind, Pcm, StreamConfig, TranscodeError,
+};
 
 /// What one rendition of a switching set needs to share the set's timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +149,10 @@ impl Encoder for Padded {
     fn stream_config(&self) -> StreamConfig {
         let mut s = self.inner.stream_config();
         s.priming += self.lead;
+        if let DecoderConfig::Opus { pre_skip, .. } = &mut s.config {
+            // dOps' pre-skip is the priming an Opus decoder drops: it grows with the lead.
+            *pre_skip = pre_skip.saturating_add(self.lead.min(u32::from(u16::MAX)) as u16);
+        }
         s
     }
 }
