@@ -40,14 +40,25 @@ fn entry_rate(rate: u32) -> u32 {
     r
 }
 
-fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut segs: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "m4s"))
-        .collect();
-    segs.sort();
-    segs
+/// A SegmentTimeline expanded to (t, d) per segment.
+fn expand_timeline(timeline: &dash_mpd_core::SegmentTimeline) -> Vec<(u64, u64)> {
+    let mut times: Vec<(u64, u64)> = Vec::new();
+    for s in &timeline.segments {
+        let mut t0 =
+            s.t.unwrap_or_else(|| times.last().map_or(0, |&(t, d)| t + d));
+        for _ in 0..=s.r.unwrap_or(0) {
+            times.push((t0, s.d));
+            t0 += s.d;
+        }
+    }
+    times
+}
+
+/// The `tfdt` of a media segment file.
+fn tfdt(file: &Path) -> u64 {
+    let bytes = std::fs::read(file).unwrap();
+    let moof = Moof::decode(&mut std::io::Cursor::new(bytes.as_slice())).unwrap();
+    moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time
 }
 
 #[test]
@@ -385,23 +396,11 @@ fn dash_mpds_parse_and_match_the_segments() {
                     let st = rep.SegmentTemplate.as_ref().unwrap();
                     assert_eq!(st.timescale, r["sample_rate"].as_u64());
                     // Expand the timeline and compare with the files' tfdt and durations.
-                    let mut times = Vec::new();
-                    for s in &st.SegmentTimeline.as_ref().unwrap().segments {
-                        let mut t0 =
-                            s.t.unwrap_or_else(|| times.last().map_or(0, |&(t, d)| t + d));
-                        for _ in 0..=s.r.unwrap_or(0) {
-                            times.push((t0, s.d));
-                            t0 += s.d;
-                        }
-                    }
+                    let times = expand_timeline(st.SegmentTimeline.as_ref().unwrap());
                     let files = segment_files(&rendition_dir(&out.join(track), rid));
                     assert_eq!(times.len(), files.len(), "{rid}: timeline length");
                     for (i, ((t0, _), file)) in times.iter().zip(&files).enumerate() {
-                        let bytes = std::fs::read(file).unwrap();
-                        let moof =
-                            Moof::decode(&mut std::io::Cursor::new(bytes.as_slice())).unwrap();
-                        let tfdt = moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time;
-                        assert_eq!(*t0, tfdt, "{rid}: S@t of segment {}", i + 1);
+                        assert_eq!(*t0, tfdt(file), "{rid}: S@t of segment {}", i + 1);
                     }
                 }
                 assert_eq!(families.len(), 1, "one codec family per AdaptationSet");
@@ -659,30 +658,11 @@ fn every_switching_set_shares_one_timeline() {
                     .map(|rep| {
                         let rid = rep.id.as_deref().unwrap();
                         let st = rep.SegmentTemplate.as_ref().unwrap();
-                        let mut times: Vec<(u64, u64)> = Vec::new();
-                        for s in &st.SegmentTimeline.as_ref().unwrap().segments {
-                            let mut t0 =
-                                s.t.unwrap_or_else(|| times.last().map_or(0, |&(t, d)| t + d));
-                            for _ in 0..=s.r.unwrap_or(0) {
-                                times.push((t0, s.d));
-                                t0 += s.d;
-                            }
-                        }
                         let dir = rendition_dir(&out.join(track), rid);
-                        let tfdts = segment_files(&dir)
-                            .iter()
-                            .map(|f| {
-                                let bytes = std::fs::read(f).unwrap();
-                                let moof =
-                                    Moof::decode(&mut std::io::Cursor::new(bytes.as_slice()))
-                                        .unwrap();
-                                moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time
-                            })
-                            .collect();
                         (
                             st.timescale.unwrap(),
-                            times,
-                            tfdts,
+                            expand_timeline(st.SegmentTimeline.as_ref().unwrap()),
+                            segment_files(&dir).iter().map(|f| tfdt(f)).collect(),
                             edit_list(&dir.join("init.mp4")),
                         )
                     })

@@ -76,17 +76,22 @@ pub fn rendition_dir(track_dir: &Path, rendition: &str) -> PathBuf {
     versions.into_iter().next().unwrap()
 }
 
-/// Concatenate a rendition's init and media segments into one fMP4 file.
-pub fn join_rendition(track_dir: &Path, rendition: &str) -> PathBuf {
-    let dir = rendition_dir(track_dir, rendition);
-    let mut bytes = std::fs::read(dir.join("init.mp4")).expect("init.mp4");
-    let mut segs: Vec<_> = std::fs::read_dir(&dir)
+/// A rendition folder's media segment files, in order.
+pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut segs: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "m4s"))
         .collect();
     segs.sort();
-    for s in segs {
+    segs
+}
+
+/// Concatenate a rendition's init and media segments into one fMP4 file.
+pub fn join_rendition(track_dir: &Path, rendition: &str) -> PathBuf {
+    let dir = rendition_dir(track_dir, rendition);
+    let mut bytes = std::fs::read(dir.join("init.mp4")).expect("init.mp4");
+    for s in segment_files(&dir) {
         bytes.extend(std::fs::read(s).unwrap());
     }
     // A file of its own per call, outside the output tree: tests run in parallel threads and

@@ -4,7 +4,9 @@
 //
 // MEDIA_BASE=<url> plays the package from that URL instead (a store's HTTP endpoint: the page
 // is then cross-origin to the media, as behind a CDN); PLAY_SET=entry plays only the entry
-// manifests: every multivariant playlist, and each MPD with one representation per family.
+// manifests: every multivariant playlist, and each MPD with one representation per family;
+// PLAY_SET=tiers plays every tier manifest through two players each: each multivariant playlist
+// through hls.js and Shaka, each MPD set through dash.js (for long real masters).
 //
 // For every track in the report: every rendition's HLS media playlist through hls.js; every
 // tier manifest through two players: each multivariant playlist through hls.js and Shaka
@@ -129,9 +131,10 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids }) => {
 
 const media = process.env.MEDIA_BASE ? process.env.MEDIA_BASE.replace(/\/$/, '') : `${base}/out`;
 const entryOnly = process.env.PLAY_SET === 'entry';
+const tiersOnly = process.env.PLAY_SET === 'tiers';
 const jobs = [];
 for (const t of report.tracks) {
-  for (const r of entryOnly ? [] : t.renditions) {
+  for (const r of entryOnly || tiersOnly ? [] : t.renditions) {
     jobs.push({ kind: 'hls', what: `${t.id}/${r.id} (media playlist)`, url: `${media}/${r.playlist}`, codecs: r.codecs, end: r.duration_samples / r.sample_rate });
   }
   for (const p of t.playlists) {
@@ -141,7 +144,7 @@ for (const t of report.tracks) {
   }
   for (const m of t.mpds) {
     const families = new Set();
-    for (const r of t.renditions) {
+    for (const r of tiersOnly ? [] : t.renditions) {
       const tiers = ['free', 'premium', 'hifi'];
       if (tiers.indexOf(r.tier) > tiers.indexOf(m.tier)) continue;
       if (entryOnly && families.has(r.family)) continue;
