@@ -111,7 +111,8 @@ pub struct RenditionReport {
     pub init: String,
     pub playlist: String,
     pub segments: usize,
-    /// Encoder delay the edit list trims, in samples.
+    /// Samples the edit list trims at the start: the encoder's delay plus any silence that
+    /// brings it to its switching set's priming.
     pub priming_samples: u32,
     /// Samples a gapless decoder returns (the edit list's duration).
     pub duration_samples: u64,
