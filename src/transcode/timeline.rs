@@ -25,8 +25,6 @@ pub struct SetTiming {
     /// The media ends at the first grid multiple at or after the last presented sample
     /// (later packets are padding and dropped); lossless streams end at their last sample.
     pub end_on_grid: bool,
-    /// Every rendition of the set shares one timeline (else each keeps its own frame grid).
-    pub aligned: bool,
 }
 
 /// One rendition as the alignment sees it.
@@ -69,7 +67,6 @@ pub fn align(members: &[Member], segment_seconds: f64) -> Vec<SetTiming> {
                     tail: 0,
                     grid: u64::from(m.frame),
                     end_on_grid: false,
-                    aligned: set.len() == 1,
                 };
             }
             let priming = set.iter().map(|o| o.priming).max().unwrap_or(0);
@@ -78,7 +75,6 @@ pub fn align(members: &[Member], segment_seconds: f64) -> Vec<SetTiming> {
                 tail: if lossy { grid as u32 } else { 0 },
                 grid,
                 end_on_grid: lossy,
-                aligned: true,
             }
         })
         .collect()
@@ -183,11 +179,8 @@ mod tests {
             6.0,
         );
         assert_eq!((t[0].lead, t[1].lead, t[2].lead), (5058, 2048, 0));
-        assert!(t[..3]
-            .iter()
-            .all(|t| t.grid == 2048 && t.aligned && t.end_on_grid));
+        assert!(t[..3].iter().all(|t| t.grid == 2048 && t.end_on_grid));
         assert_eq!((t[3].lead, t[3].grid), (0, 960));
-        assert!(t[3].aligned);
     }
 
     #[test]
@@ -204,6 +197,6 @@ mod tests {
         assert_eq!((t[0].grid, t[1].grid, t[2].grid), (2205, 4800, 4096));
         assert!(t
             .iter()
-            .all(|t| t.aligned && t.lead == 0 && t.tail == 0 && !t.end_on_grid));
+            .all(|t| t.lead == 0 && t.tail == 0 && !t.end_on_grid));
     }
 }
