@@ -50,7 +50,14 @@ def album(tracks, seconds):
 
 
 def free_base():
-    for base in range(30000, 60000, 12):
+    # Below the kernel's ephemeral range: a port there can be taken by any outgoing
+    # connection between this check and weed's bind.
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for base in range(18000, max(low, 18024) - 12, 12):
         ok = True
         for p in range(base, base + 12):
             with socket.socket() as s:

@@ -45,21 +45,33 @@ fn weed_binary() -> PathBuf {
     PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
 }
 
-/// Ports base..base+11, all free now and handed to no other store of this process (two
-/// stores starting at once in two test threads must not pick the same range before either
-/// has bound it).
-fn free_ports() -> u16 {
+/// The first port the kernel hands out as a local (ephemeral) port: a listener port in that
+/// range can be taken by any outgoing connection between our check and the server's bind.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// `n` consecutive ports, all free now, below the ephemeral range and handed to no other
+/// server of this process (two servers starting at once in two test threads must not pick
+/// the same range before either has bound it).
+pub fn free_ports(n: u16) -> u16 {
     static NEXT: Mutex<Option<u16>> = Mutex::new(None);
+    let (low, high) = (10000u16, ephemeral_low().max(10000 + 4 * n) - n);
+    let span = (high - low) / n;
     let mut next = NEXT.lock().unwrap();
-    let start = next.unwrap_or(20000 + (std::process::id() % 1500) as u16 * 12);
+    let start = next.unwrap_or(low + (std::process::id() as u16 % span) * n);
     let mut base = start;
     loop {
-        if (0..12).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            *next = Some(if base > 60000 { 20000 } else { base + 12 });
+        let following = if base + 2 * n > high { low } else { base + n };
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            *next = Some(following);
             return base;
         }
-        base = if base > 60000 { 20000 } else { base + 12 };
-        assert_ne!(base, start, "no free ports for the S3 test store");
+        base = following;
+        assert_ne!(base, start, "no {n} free consecutive ports below {high}");
     }
 }
 
@@ -86,18 +98,26 @@ impl Weed {
             { "name": "anonymous", "actions": ["Read"] }
         ]});
         std::fs::write(dir.join("s3.json"), config.to_string()).unwrap();
-        let base = free_ports();
-        let weed = Weed {
-            endpoint: format!("http://127.0.0.1:{}", base + 6),
-            base,
-            pid_file: dir.join("weed.pid"),
-            dir,
-        };
-        weed.spawn();
-        weed
+        // A port can still be taken between our check and weed's bind (by a server of
+        // another test binary): then the store gets another range, at most three times.
+        let mut tries = 0;
+        loop {
+            let base = free_ports(12);
+            let weed = Weed {
+                endpoint: format!("http://127.0.0.1:{}", base + 6),
+                base,
+                pid_file: dir.join("weed.pid"),
+                dir: dir.clone(),
+            };
+            match weed.spawn() {
+                Ok(()) => return weed,
+                Err(log) if tries < 2 && log.contains("address already in use") => tries += 1,
+                Err(log) => panic!("SeaweedFS exited: {log}"),
+            }
+        }
     }
 
-    fn spawn(&self) {
+    fn spawn(&self) -> Result<(), String> {
         let b = self.base;
         let args = [
             "mini".to_string(),
@@ -145,10 +165,11 @@ kill -9 "$child" 2>/dev/null; exit 0"#;
             .stderr(Stdio::null())
             .spawn()
             .expect("start weed");
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&self) {
+    /// Ok once the store answers; the log if weed exited first.
+    fn wait_ready(&self) -> Result<(), String> {
         let (rt, client) = self.client();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -156,7 +177,7 @@ kill -9 "$child" 2>/dev/null; exit 0"#;
                 .block_on(client.head_bucket().bucket(BUCKET).send())
                 .is_ok();
             if ok {
-                return;
+                return Ok(());
             }
             // Our weed must be the one answering: fail at once if it exited (a port clash).
             let log = || std::fs::read_to_string(self.dir.join("weed.pid.log")).unwrap_or_default();
@@ -165,7 +186,9 @@ kill -9 "$child" 2>/dev/null; exit 0"#;
                     .args(["-0", pid.trim()])
                     .status()
                     .is_ok_and(|s| s.success());
-                assert!(alive, "SeaweedFS exited: {}", log());
+                if !alive {
+                    return Err(log());
+                }
             }
             assert!(
                 Instant::now() < deadline,
@@ -188,7 +211,9 @@ kill -9 "$child" 2>/dev/null; exit 0"#;
     }
 
     pub fn restart(&self) {
-        self.spawn();
+        if let Err(log) = self.spawn() {
+            panic!("SeaweedFS exited on restart: {log}");
+        }
     }
 
     /// An S3 client with the test credentials, path-style, and its runtime.
