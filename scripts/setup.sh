@@ -2,7 +2,7 @@
 # Installs what pressing needs on a fresh Debian 12 machine; safe to re-run.
 #   scripts/setup.sh          build dependencies (FFmpeg libraries, clang) and the FFmpeg/sox CLIs
 #   scripts/setup.sh --test   also Chromium, Node.js and the pinned player packages, GStreamer, rclone (the
-#                             publish benchmark's reference) and SeaweedFS (the S3 test store)
+#                             publish benchmark's reference), SeaweedFS (the S3 test store) and nats-server (the broker)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +36,7 @@ if [[ "${1:-}" == "--test" ]]; then
     cargo install cargo-fuzz --locked --quiet
   fi
   scripts/tools.sh weed >/dev/null
+  scripts/tools.sh nats-server >/dev/null
   if [[ ! -d tests/player/node_modules/dashjs ]] || [[ tests/player/package-lock.json -nt tests/player/node_modules ]]; then
     echo "setup: installing the player test packages (npm ci)" >&2
     (cd tests/player && npm ci --no-audit --no-fund --loglevel=error)

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::fleet::QueueError;
 use crate::ingest::validate::ValidationReport;
 use crate::ingest::IngestError;
 use crate::ladder::LadderError;
@@ -24,6 +25,10 @@ pub enum Error {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Report(#[from] ReportEntryError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("track {track:?}: the catalog rejected the notification (a 4xx other than 429; the package is published, and the same notification would be rejected again)")]
+    CatalogRejected { track: String },
     #[error("{path:?}: {message} ({fix})")]
     Input {
         path: PathBuf,
@@ -67,6 +72,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Publish(e) => e.is_retryable(),
+            Error::Queue(_) => true,
             _ => matches!(
                 self,
                 Error::Output { .. }
@@ -87,10 +93,17 @@ impl Error {
                 | StoreErrorKind::NoSuchBucket
                 | StoreErrorKind::Refused => exit::UNAVAILABLE,
             },
-            Error::Publish(PublishError::Notify(_)) => exit::UNAVAILABLE,
+            Error::Publish(PublishError::Notify(_)) | Error::Queue(_) => exit::UNAVAILABLE,
+            Error::CatalogRejected { .. } => exit::REJECTED,
             Error::Publish(PublishError::NotPublished { .. }) => exit::BAD_INPUT,
             Error::Output { .. } | Error::Package(PackageError::Write { .. }) => exit::OUTPUT,
             Error::Transcode(_) | Error::Package(_) | Error::Internal(_) => exit::INTERNAL,
         }
+    }
+}
+
+impl From<crate::publish::StoreError> for Error {
+    fn from(e: crate::publish::StoreError) -> Error {
+        Error::Publish(PublishError::Store(e))
     }
 }

@@ -182,6 +182,8 @@ pub struct Rung {
 #[derive(Clone, Debug)]
 pub struct Ladder {
     pub path: PathBuf,
+    /// The TOML it was read from (a fleet job carries it, so a worker needs no ladder file).
+    pub text: String,
     pub segment_seconds: f64,
     pub rungs: Vec<Rung>,
 }
@@ -305,6 +307,7 @@ impl Ladder {
         }
         Ok(Ladder {
             path: path.to_owned(),
+            text: text.to_string(),
             segment_seconds,
             rungs,
         })

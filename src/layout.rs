@@ -23,6 +23,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+/// A release file's key in the fleet's incoming store.
+pub fn master_key(job: &str, name: &str) -> String {
+    format!("masters/{job}/{name}")
+}
+
 /// The run report, at the top of a local output folder.
 pub const REPORT: &str = "report.json";
 
@@ -84,6 +89,9 @@ pub fn track_prefix(track: &str) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ArtifactKind {
+    /// A release's masters and release.json in the fleet's incoming store (content-keyed:
+    /// `masters/<job id>/<file name>`).
+    Master,
     /// Init and media segments.
     Segment,
     MediaPlaylist,
@@ -103,7 +111,10 @@ impl ArtifactKind {
 
     /// Whether the object lives under a content-keyed version folder (never overwritten).
     pub fn is_immutable(self) -> bool {
-        matches!(self, ArtifactKind::Segment | ArtifactKind::MediaPlaylist)
+        matches!(
+            self,
+            ArtifactKind::Master | ArtifactKind::Segment | ArtifactKind::MediaPlaylist
+        )
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod fleet;
 pub mod ingest;
 pub mod ladder;
 pub mod layout;

@@ -120,6 +120,12 @@ enum Command {
         #[command(flatten)]
         publish: PublishArgs,
     },
+    /// Validate releases, upload them to the incoming store and queue them for the workers.
+    Submit(cli::fleet::SubmitArgs),
+    /// Take jobs from the queue: press, publish, notify; until SIGTERM.
+    Worker(Box<cli::fleet::WorkerArgs>),
+    /// Show jobs by id or release UPC (none: the dead-lettered jobs).
+    Status(cli::fleet::StatusArgs),
     /// Take tracks down: entry manifests first, then every object, then notify the catalog.
     Unpublish {
         /// s3://bucket/prefix, or a local folder.
@@ -185,6 +191,9 @@ fn main() -> ExitCode {
             store,
             publish,
         } => publish_package(&package, &destination, json, &store, &publish),
+        Command::Submit(args) => cli::fleet::submit(args),
+        Command::Worker(args) => cli::fleet::worker(*args),
+        Command::Status(args) => cli::fleet::status(args),
         Command::Unpublish {
             destination,
             tracks,

@@ -162,7 +162,7 @@ pub fn default_staging(destination: &str) -> PathBuf {
 }
 
 /// `16MiB`, `512KiB`, `1GiB`, `5000000`.
-fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size_any(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let (num, mult) = [
         ("GiB", 1u64 << 30),
@@ -177,9 +177,13 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{text:?}: expected bytes, or a number with KiB, MiB or GiB"))?;
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{text:?} is too large"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// A multipart threshold: a size of at least the S3 minimum part.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let bytes = parse_size_any(text)?;
     if bytes < 5 << 20 {
         return Err(format!(
             "{text:?}: at least 5MiB (the S3 minimum part size)"

@@ -142,6 +142,16 @@ impl Store for LocalStore {
         }
     }
 
+    fn download(&self, key: &str, to: &Path) -> Result<Option<u64>, StoreError> {
+        match fs::copy(self.root.join(key), to) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.root.join(key).exists() => {
+                Ok(None)
+            }
+            Err(e) => Err(self.error(key, "download", e)),
+        }
+    }
+
     fn delete(&self, keys: &[String]) -> Result<u64, StoreError> {
         for key in keys {
             let path = self.root.join(key);

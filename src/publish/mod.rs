@@ -171,6 +171,9 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Read a small object; `None` when it does not exist.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stream an object into a local file, never holding it whole in memory; returns its
+    /// size, or `None` when it does not exist.
+    fn download(&self, key: &str, to: &std::path::Path) -> Result<Option<u64>, StoreError>;
     /// Delete objects (absent ones are not an error); returns the requests made.
     fn delete(&self, keys: &[String]) -> Result<u64, StoreError>;
     /// Abort incomplete multipart uploads under `prefix` (left by a run that lost the store

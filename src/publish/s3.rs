@@ -578,6 +578,51 @@ impl Store for S3Store {
         })
     }
 
+    fn download(&self, key: &str, to: &std::path::Path) -> Result<Option<u64>, StoreError> {
+        use std::io::Write as _;
+        let shared = self.shared();
+        let local = |e: std::io::Error| {
+            StoreError::new(
+                StoreErrorKind::Local,
+                &shared.destination,
+                Some(key),
+                format!("cannot write {}: {e}", to.display()),
+            )
+        };
+        self.runtime.block_on(async {
+            let mut out = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.full_key(key))
+                .send()
+                .await
+            {
+                Ok(o) => o,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(shared.fail(key, "read", &e)),
+            };
+            let mut file = std::io::BufWriter::new(File::create(to).map_err(local)?);
+            let mut size = 0u64;
+            while let Some(chunk) = out.body.next().await {
+                let chunk = chunk.map_err(|e| {
+                    StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        &shared.destination,
+                        Some(key),
+                        format!("download broke off: {e}"),
+                    )
+                })?;
+                file.write_all(&chunk).map_err(local)?;
+                size += chunk.len() as u64;
+            }
+            file.flush().map_err(local)?;
+            Ok(Some(size))
+        })
+    }
+
     fn abort_incomplete(&self, prefix: &str) -> Result<(u64, u64), StoreError> {
         let shared = self.shared();
         let full = self.full_key(prefix);

@@ -1,0 +1,551 @@
+//! `submit`, `worker` and `status`: the fleet's commands over `pressing::fleet`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pressing::error::exit;
+use pressing::fleet::worker::{self, Metrics, Services, WorkerEvents, WorkerOptions};
+use pressing::fleet::{self, submit, JobState, JobStatus, Priority, Queue};
+use pressing::ladder::Ladder;
+
+use super::print::print_validation;
+use super::progress::{self, Uploads};
+use super::stores::{self, PublishArgs, StoreArgs};
+
+/// Where the jobs are.
+#[derive(clap::Args, Clone, Debug)]
+pub struct QueueArgs {
+    /// nats://host:4222[,nats://host2:4222…][?replicas=3] (NATS JetStream) or sqlite:PATH
+    /// (a queue file on this machine) [default: sqlite:$XDG_STATE_HOME/pressing/queue.db].
+    #[arg(long)]
+    pub queue: Option<String>,
+}
+
+impl QueueArgs {
+    fn open(&self) -> Result<Box<dyn Queue>, ExitCode> {
+        fleet::open(self.queue.as_deref()).map_err(|e| {
+            progress::error(e.to_string());
+            ExitCode::from(exit::UNAVAILABLE)
+        })
+    }
+}
+
+#[derive(clap::Args)]
+pub struct SubmitArgs {
+    /// Release folders (masters plus release.json) or bare masters; one job each.
+    #[arg(required = true)]
+    pub releases: Vec<PathBuf>,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// The incoming store the workers read masters from: s3://bucket/prefix or a folder.
+    #[arg(long)]
+    pub store: String,
+    /// A built-in ladder or a ladder file; the job carries it whole.
+    #[arg(long, default_value = "music")]
+    pub ladder: String,
+    /// high: taken before every waiting normal job (new releases ahead of migrations).
+    #[arg(long, value_enum, default_value = "normal")]
+    pub priority: Priority,
+    /// Treat each release's tracks as one continuous programme.
+    #[arg(long)]
+    pub gapless: bool,
+    /// Accept lossy masters with a warning.
+    #[arg(long)]
+    pub allow_lossy: bool,
+    /// Follow the jobs to the end; exit with their outcome.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print {"jobs": [...]} on standard output.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store_args: StoreArgs,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// The incoming store (as given to submit).
+    #[arg(long)]
+    pub store: String,
+    /// Where packages are published: s3://bucket/prefix or a folder.
+    #[arg(long)]
+    pub out: String,
+    /// Jobs at a time [default: 1; each job uses every core].
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Pipeline threads per job [default: the cores divided among the jobs].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Scratch folder [default: $XDG_CACHE_HOME/pressing/worker].
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
+    /// Largest release (its masters' bytes) a job may bring into scratch.
+    #[arg(long, default_value = "64GiB", value_parser = stores::parse_size_any)]
+    pub scratch_limit: u64,
+    /// After SIGTERM, how long a running job may still go on to publish (seconds); past
+    /// it, the job is handed back.
+    #[arg(long, default_value_t = 120)]
+    pub grace: u64,
+    /// Serve /metrics (Prometheus), /healthz and /readyz here.
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// This worker's name in status and logs [default: host name and process id].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Log lines as text or JSON (one object per line, with the job id).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Stop after this many jobs.
+    #[arg(long)]
+    pub max_jobs: Option<u64>,
+    #[command(flatten)]
+    pub store_args: StoreArgs,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// Job ids or release UPCs (or names); none: every dead-lettered job.
+    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Print {"jobs": [...]} on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn jobs_json(statuses: &[JobStatus]) -> serde_json::Value {
+    serde_json::json!({ "jobs": statuses })
+}
+
+fn print_status(s: &JobStatus) {
+    let mut line = format!(
+        "{}  {:<9} {}  {} track(s)",
+        s.id,
+        format!("{:?}", s.state).to_lowercase(),
+        s.release,
+        s.tracks.len()
+    );
+    if let Some(w) = &s.worker {
+        if s.state == JobState::Running {
+            line += &format!("  on {w}, {:.0}%", s.progress.unwrap_or(0.0) * 100.0);
+        }
+    }
+    if let (Some(code), Some(m)) = (s.code, &s.message) {
+        line += &format!("  [exit {code}, attempt {}] {m}", s.attempts);
+    }
+    progress::info(line);
+}
+
+pub fn submit(args: SubmitArgs) -> ExitCode {
+    let ladder = match Ladder::load(&args.ladder) {
+        Ok(l) => l,
+        Err(e) => {
+            progress::error(e.to_string());
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
+    let store = match stores::open(&args.store, &args.store_args) {
+        Ok(s) => s,
+        Err(code) => return ExitCode::from(code),
+    };
+    let queue = match args.queue.open() {
+        Ok(q) => q,
+        Err(code) => return code,
+    };
+    let opts = submit::SubmitOptions {
+        ladder: &ladder,
+        ladder_name: &args.ladder,
+        gapless: args.gapless,
+        allow_lossy: args.allow_lossy,
+        priority: args.priority,
+    };
+    let submitted = match submit::submit(&args.releases, &opts, &*store, &*queue, &Uploads::new()) {
+        Ok(s) => s,
+        Err(pressing::Error::Rejected(v)) => {
+            print_validation(&v);
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+        Err(e) => {
+            progress::error(e.to_string());
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    for s in &submitted {
+        progress::info(format!(
+            "{}  {}  {} ({} file(s) uploaded, {} bytes)",
+            s.job.id,
+            s.job.release,
+            if s.uploaded == 0 && s.status.state != JobState::Queued {
+                format!("already {:?}", s.status.state).to_lowercase()
+            } else {
+                format!("{:?}", s.status.state).to_lowercase()
+            },
+            s.uploaded,
+            s.bytes
+        ));
+    }
+    let ids: Vec<String> = submitted.iter().map(|s| s.job.id.clone()).collect();
+    let mut statuses: Vec<JobStatus> = submitted.into_iter().map(|s| s.status).collect();
+    let mut code = ExitCode::SUCCESS;
+    if args.wait {
+        let mut last = String::new();
+        loop {
+            statuses = match ids
+                .iter()
+                .map(|id| {
+                    queue
+                        .status(id)
+                        .map(|v| v.into_iter().find(|s| &s.id == id))
+                })
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(v) => v.into_iter().flatten().collect(),
+                Err(e) => {
+                    progress::warning(e.to_string());
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let done = statuses.iter().filter(|s| s.state.is_final()).count();
+            let line = format!(
+                "{done}/{} job(s) done: {}",
+                ids.len(),
+                statuses
+                    .iter()
+                    .map(|s| format!(
+                        "{} {:?} {:.0}%",
+                        &s.id[..8],
+                        s.state,
+                        s.progress.unwrap_or(0.0) * 100.0
+                    )
+                    .to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if line != last {
+                progress::info(&line);
+                last = line;
+            }
+            if done == ids.len() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if let Some(dead) = statuses.iter().find(|s| s.state == JobState::Dead) {
+            progress::error(format!(
+                "job {} is dead: {}",
+                dead.id,
+                dead.message.as_deref().unwrap_or("?")
+            ));
+            code = ExitCode::from(dead.code.unwrap_or(exit::INTERNAL));
+        }
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&jobs_json(&statuses)).expect("JSON");
+        progress::data(format!("{text}\n"));
+    }
+    code
+}
+
+pub fn status(args: StatusArgs) -> ExitCode {
+    let queue = match args.queue.open() {
+        Ok(q) => q,
+        Err(code) => return code,
+    };
+    let mut out = Vec::new();
+    let mut missing = false;
+    let found = if args.ids.is_empty() {
+        queue.dead_letters().map(|v| out.extend(v))
+    } else {
+        args.ids.iter().try_for_each(|id| {
+            let v = queue.status(id)?;
+            if v.is_empty() {
+                progress::warning(format!("no job or release {id:?} in {}", queue.name()));
+                missing = true;
+            }
+            out.extend(v);
+            Ok(())
+        })
+    };
+    if let Err(e) = found {
+        progress::error(e.to_string());
+        return ExitCode::from(exit::UNAVAILABLE);
+    }
+    if args.json {
+        let text = serde_json::to_string_pretty(&jobs_json(&out)).expect("JSON");
+        progress::data(format!("{text}\n"));
+    } else {
+        out.iter().for_each(print_status);
+    }
+    if missing {
+        ExitCode::from(exit::BAD_INPUT)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+struct Logs {
+    format: LogFormat,
+    worker: String,
+}
+
+impl WorkerEvents for Logs {
+    fn event(&self, job: Option<&str>, level: &str, message: &str) {
+        let line = match self.format {
+            LogFormat::Json => serde_json::json!({
+                "ts_ms": fleet::now_ms(),
+                "level": level,
+                "worker": self.worker,
+                "job": job,
+                "message": message,
+            })
+            .to_string(),
+            LogFormat::Text => match job {
+                Some(j) => format!("{level:<5} job={j} {message}"),
+                None => format!("{level:<5} {message}"),
+            },
+        };
+        eprintln!("{line}");
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The Prometheus text exposition of a worker's counters.
+fn metrics_text(m: &Metrics) -> String {
+    let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let secs = |a: &std::sync::atomic::AtomicU64| g(a) as f64 / 1000.0;
+    let encode = secs(&m.encode_millis);
+    let rtf = if encode > 0.0 {
+        secs(&m.audio_millis) / encode
+    } else {
+        0.0
+    };
+    let mut t = String::new();
+    t += "# HELP pressing_jobs_total Jobs that ended on this worker, by outcome.\n";
+    t += "# TYPE pressing_jobs_total counter\n";
+    for (outcome, v) in [
+        ("published", &m.published),
+        ("retried", &m.retried),
+        ("dead", &m.dead),
+        ("released", &m.released),
+    ] {
+        t += &format!("pressing_jobs_total{{outcome=\"{outcome}\"}} {}\n", g(v));
+    }
+    t += "# HELP pressing_stage_seconds_total Time spent per stage.\n";
+    t += "# TYPE pressing_stage_seconds_total counter\n";
+    for (stage, v) in [
+        ("download", &m.download_millis),
+        ("encode", &m.encode_millis),
+        ("publish", &m.publish_millis),
+    ] {
+        t += &format!(
+            "pressing_stage_seconds_total{{stage=\"{stage}\"}} {}\n",
+            secs(v)
+        );
+    }
+    t += "# HELP pressing_encode_realtime_factor Audio seconds pressed per encode second.\n";
+    t += "# TYPE pressing_encode_realtime_factor gauge\n";
+    t += &format!("pressing_encode_realtime_factor {rtf}\n");
+    t += "# HELP pressing_published_bytes_total Bytes uploaded to the output store.\n";
+    t += "# TYPE pressing_published_bytes_total counter\n";
+    t += &format!("pressing_published_bytes_total {}\n", g(&m.bytes_published));
+    t += "# HELP pressing_jobs_in_flight Jobs running now.\n";
+    t += "# TYPE pressing_jobs_in_flight gauge\n";
+    t += &format!("pressing_jobs_in_flight {}\n", g(&m.in_flight));
+    t += "# HELP pressing_queue_lag_seconds_total Submit-to-claim time summed over claims.\n";
+    t += "# TYPE pressing_queue_lag_seconds_total counter\n";
+    t += &format!("pressing_queue_lag_seconds_total {}\n", secs(&m.lag_millis));
+    t += "# HELP pressing_jobs_claimed_total Jobs claimed.\n";
+    t += "# TYPE pressing_jobs_claimed_total counter\n";
+    t += &format!("pressing_jobs_claimed_total {}\n", g(&m.claimed));
+    t
+}
+
+/// A tiny HTTP/1.1 responder for /metrics, /healthz and /readyz (GET only).
+fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(&stream);
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            // Drain the headers.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let (status, body, kind) = match path {
+                "/metrics" => (
+                    "200 OK",
+                    metrics_text(&metrics),
+                    "text/plain; version=0.0.4",
+                ),
+                "/healthz" => ("200 OK", "ok\n".to_string(), "text/plain"),
+                "/readyz" if ready.load(Ordering::SeqCst) => {
+                    ("200 OK", "ready\n".to_string(), "text/plain")
+                }
+                "/readyz" => (
+                    "503 Service Unavailable",
+                    "stopping\n".to_string(),
+                    "text/plain",
+                ),
+                _ => ("404 Not Found", "not found\n".to_string(), "text/plain"),
+            };
+            let mut s = &stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+}
+
+/// SIGTERM and SIGINT set `stop` (a second one exits at once).
+fn on_stop_signals(stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            loop {
+                futures_util::future::select(Box::pin(term.recv()), Box::pin(int.recv())).await;
+                if stop.swap(true, Ordering::SeqCst) {
+                    std::process::exit(exit::OK.into());
+                }
+                eprintln!("stopping: no new jobs; the running ones finish or are handed back");
+            }
+        });
+    });
+}
+
+pub fn worker(args: WorkerArgs) -> ExitCode {
+    let (incoming, out) = match (
+        stores::open(&args.store, &args.store_args),
+        stores::open(&args.out, &args.store_args),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
+    };
+    let notifier = match args.publish.notifier() {
+        Ok(n) => n,
+        Err(code) => return ExitCode::from(code),
+    };
+    let queue = match args.queue.open() {
+        Ok(q) => q,
+        Err(code) => return code,
+    };
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
+    let logs = Logs {
+        format: args.log_format,
+        worker: name.clone(),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(true));
+    if let Some(addr) = &args.metrics {
+        match TcpListener::bind(addr) {
+            Ok(l) => serve_metrics(l, metrics.clone(), ready.clone()),
+            Err(e) => {
+                progress::error(format!("--metrics {addr}: cannot listen: {e}"));
+                return ExitCode::from(exit::USAGE);
+            }
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    on_stop_signals(stop.clone());
+    let scratch = args.scratch.clone().unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("pressing/worker")
+    });
+    let opts = WorkerOptions {
+        name: name.clone(),
+        scratch,
+        concurrency: args.concurrency.max(1),
+        threads: args.jobs,
+        scratch_limit: args.scratch_limit,
+        publish: args.publish.options(),
+        grace: Duration::from_secs(args.grace),
+        max_jobs: args.max_jobs,
+    };
+    logs.event(
+        None,
+        "info",
+        &format!(
+            "worker {name} on {} ({} job(s) at a time): {} -> {}",
+            queue.name(),
+            opts.concurrency,
+            args.store,
+            args.out
+        ),
+    );
+    let services = Services {
+        queue: &*queue,
+        incoming: &*incoming,
+        out: &*out,
+        notifier: &*notifier,
+    };
+    let started = Instant::now();
+    let result = worker::run(&services, &opts, &stop, &metrics, &logs);
+    ready.store(false, Ordering::SeqCst);
+    let m = &metrics;
+    logs.event(
+        None,
+        "info",
+        &format!(
+            "stopped after {:.0} s: {} published, {} retried, {} dead, {} handed back",
+            started.elapsed().as_secs_f64(),
+            m.published.load(Ordering::Relaxed),
+            m.retried.load(Ordering::Relaxed),
+            m.dead.load(Ordering::Relaxed),
+            m.released.load(Ordering::Relaxed)
+        ),
+    );
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            progress::error(e.to_string());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The ingestion fleet: jobs, the queue seam and its two implementations, submit and the
+//! worker loop.
+//!
+//! A **job is one release** (a folder of masters with its release.json, or one bare master):
+//! the pipeline already spreads a release's tracks over every core of a machine, keeps a
+//! gapless programme in one piece and measures album loudness over the whole release, so a
+//! fleet balances releases across machines and a machine balances tracks across cores.
+//!
+//! Delivery is at-least-once on both queues: a job done twice changes nothing, because its
+//! outputs are byte-identical, publishing skips what the store already holds and the catalog
+//! notification is keyed by the content it announces.
+//!
+//! - [`Queue`]: the seam. [`sqlite::SqliteQueue`] (a file, for one machine with nothing
+//!   installed) and [`nats::NatsQueue`] (NATS JetStream, for a fleet) implement it.
+//! - [`submit`]: validate, upload masters to the incoming store, enqueue.
+//! - [`worker`]: claim, heartbeat, download, run, publish, then ack, retry or dead-letter.
+
+pub mod nats;
+pub mod sqlite;
+pub mod submit;
+pub mod worker;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Deliveries of a job before it is dead-lettered.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// How long a claimed job stays invisible to other workers without a heartbeat.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// How often a running job's worker renews its lease (a third of it: two heartbeats may be
+/// lost before the job is handed to someone else).
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// The delay before a job that failed transiently is offered again, after `attempts`
+/// deliveries: 2 s, 4 s, 8 s, 16 s, capped at 60 s.
+pub fn retry_delay(attempts: u32) -> Duration {
+    Duration::from_secs((1u64 << attempts.clamp(1, 6)).min(60))
+}
+
+/// Which jobs a worker takes first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// New releases: taken before any normal job that is waiting.
+    High,
+    /// Back-catalogue migrations and re-encodes.
+    #[default]
+    Normal,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+        }
+    }
+}
+
+/// One file of a release in the incoming store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFile {
+    /// The file name inside the release folder.
+    pub name: String,
+    /// Its key in the incoming store.
+    pub key: String,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes: checked after download.
+    pub sha256: String,
+}
+
+/// What a worker needs to press a release: where its files are, and how to encode them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Derived from the content (files, ladder, options): the same release submitted again
+    /// has the same id.
+    pub id: String,
+    /// The release's UPC when its metadata has one, else the folder or file name.
+    pub release: String,
+    /// The track ids the release will publish.
+    pub tracks: Vec<String>,
+    /// Masters and release.json; a release of one bare master has `folder: false`.
+    pub files: Vec<JobFile>,
+    pub folder: bool,
+    /// The ladder's name (for status) and its whole TOML (a worker needs no ladder file).
+    pub ladder_name: String,
+    pub ladder: String,
+    pub gapless: bool,
+    pub allow_lossy: bool,
+    pub priority: Priority,
+    /// Milliseconds since the Unix epoch at submit (queue lag).
+    pub submitted_ms: u64,
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Published,
+    /// Failed transiently; will be retried.
+    Failed,
+    /// Dead-lettered: failed permanently or exhausted its attempts.
+    Dead,
+}
+
+impl JobState {
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Published | JobState::Dead)
+    }
+}
+
+/// What `status` shows of a job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub id: String,
+    pub release: String,
+    pub tracks: Vec<String>,
+    pub state: JobState,
+    pub priority: Priority,
+    pub attempts: u32,
+    /// The worker that runs or ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// How far a running job is, 0..1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
+    /// The exit code and message of the last failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub submitted_ms: u64,
+    pub updated_ms: u64,
+}
+
+impl JobStatus {
+    pub fn queued(job: &Job) -> JobStatus {
+        JobStatus {
+            id: job.id.clone(),
+            release: job.release.clone(),
+            tracks: job.tracks.clone(),
+            state: JobState::Queued,
+            priority: job.priority,
+            attempts: 0,
+            worker: None,
+            progress: None,
+            code: None,
+            message: None,
+            submitted_ms: job.submitted_ms,
+            updated_ms: now_ms(),
+        }
+    }
+}
+
+/// A failure of the queue itself (the broker or the queue file).
+#[derive(Debug, thiserror::Error)]
+#[error("queue {queue}: {message}")]
+pub struct QueueError {
+    pub queue: String,
+    pub message: String,
+}
+
+impl QueueError {
+    pub fn new(queue: &str, message: impl std::fmt::Display) -> QueueError {
+        QueueError {
+            queue: queue.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A claimed job: the worker holds it until it acks, retries, dead-letters or releases it.
+pub struct Lease {
+    pub job: Job,
+    /// Deliveries so far, this one included.
+    pub attempts: u32,
+    /// Milliseconds from the job's enqueue (or its retry delay's end) to this claim.
+    pub lag_ms: u64,
+    /// The implementation's handle (a JetStream message, a lease token).
+    pub(crate) handle: LeaseHandle,
+}
+
+pub(crate) enum LeaseHandle {
+    Sqlite { token: String },
+    Nats(Box<async_nats::jetstream::Message>),
+}
+
+/// The queue seam: a durable, deduplicating work queue with leases, priorities, retries
+/// with delay, a dead letter, and job status. Delivery is at-least-once.
+pub trait Queue: Send + Sync {
+    /// Where the queue is (`nats://…`, `sqlite:PATH`), for logs and errors.
+    fn name(&self) -> String;
+    /// Enqueue a job unless one with its id is known and not dead; returns the job's state
+    /// (Queued when it was enqueued now).
+    fn enqueue(&self, job: &Job) -> Result<JobStatus, QueueError>;
+    /// The next job, high priority first, waiting up to `wait`; `None` when there is none.
+    fn claim(&self, worker: &str, wait: Duration) -> Result<Option<Lease>, QueueError>;
+    /// Renew the lease and record how far the job is.
+    fn heartbeat(&self, lease: &Lease, worker: &str, progress: f64) -> Result<(), QueueError>;
+    /// The job is published: remove it from the queue.
+    fn complete(&self, lease: Lease, worker: &str) -> Result<(), QueueError>;
+    /// The job failed transiently: offer it again after `delay`.
+    fn retry(
+        &self,
+        lease: Lease,
+        delay: Duration,
+        code: u8,
+        message: &str,
+    ) -> Result<(), QueueError>;
+    /// The job failed permanently (or for the last time): record it on the dead letter and
+    /// remove it from the queue.
+    fn dead(&self, lease: Lease, code: u8, message: &str) -> Result<(), QueueError>;
+    /// Hand the job back at once, untouched (a worker shutting down).
+    fn release(&self, lease: Lease) -> Result<(), QueueError>;
+    /// A job's status by its id, or every job of a release (by its UPC or name).
+    fn status(&self, id_or_release: &str) -> Result<Vec<JobStatus>, QueueError>;
+    /// The dead-lettered jobs, with their last code and message.
+    fn dead_letters(&self) -> Result<Vec<JobStatus>, QueueError>;
+}
+
+/// Open a queue from its spec: `nats://host:port[,host:port…]`, `sqlite:PATH`, or the
+/// default file under the user's state folder.
+pub fn open(spec: Option<&str>) -> Result<Box<dyn Queue>, QueueError> {
+    match spec {
+        Some(s) if s.starts_with("nats://") || s.starts_with("tls://") => {
+            Ok(Box::new(nats::NatsQueue::connect(s)?))
+        }
+        Some(s) => match s.strip_prefix("sqlite:") {
+            Some(path) => Ok(Box::new(sqlite::SqliteQueue::open(path.as_ref())?)),
+            None => Err(QueueError::new(
+                s,
+                "unknown queue (give nats://host:4222 or sqlite:PATH)",
+            )),
+        },
+        None => Ok(Box::new(sqlite::SqliteQueue::open(&default_queue_file())?)),
+    }
+}
+
+/// `$XDG_STATE_HOME/pressing/queue.db` (`~/.local/state/pressing/queue.db`).
+pub fn default_queue_file() -> std::path::PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|s| !s.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+                .join(".local/state")
+        });
+    state.join("pressing").join("queue.db")
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_cap() {
+        let d: Vec<u64> = (1..=8).map(|a| retry_delay(a).as_secs()).collect();
+        assert_eq!(d, [2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn the_default_queue_is_under_the_state_folder() {
+        let f = default_queue_file();
+        assert!(f.ends_with("pressing/queue.db"), "{f:?}");
+    }
+}

@@ -1,0 +1,208 @@
+//! `submit`: validate a release locally (a bad release never reaches the fleet), upload its
+//! masters and release.json to the incoming store under content-keyed keys, then enqueue one
+//! job for it. The job id is a digest of the files, the ladder and the options, so the same
+//! release submitted again is the same job: nothing is uploaded or enqueued twice.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::{now_ms, Job, JobFile, JobStatus, Priority, Queue};
+use crate::error::Error;
+use crate::ingest::validate::{validate, ValidateOptions};
+use crate::ladder::Ladder;
+use crate::layout::{self, Artifact, ArtifactKind};
+use crate::publish::{Store, Upload, UploadProgress};
+
+/// Hex digits of a job id (96 bits).
+pub const JOB_ID_DIGITS: usize = 24;
+
+/// The incoming store's masters are never served to a CDN.
+const MASTER_CACHE_CONTROL: &str = "private, no-store";
+
+pub struct SubmitOptions<'a> {
+    pub ladder: &'a Ladder,
+    /// The name `--ladder` was given (built-in name or path), for status.
+    pub ladder_name: &'a str,
+    pub gapless: bool,
+    pub allow_lossy: bool,
+    pub priority: Priority,
+}
+
+/// One release submitted: its job, its state in the queue, and what was uploaded.
+#[derive(Debug)]
+pub struct Submitted {
+    pub job: Job,
+    pub status: JobStatus,
+    pub uploaded: u64,
+    pub bytes: u64,
+}
+
+/// Hex SHA-256 of a file, read in pieces.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Validate one release (a folder or a bare master) and describe it as a job, with the
+/// local file of each of its files.
+pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>), Error> {
+    let (release, validation) = validate(
+        &[input.to_path_buf()],
+        ValidateOptions {
+            allow_lossy: opts.allow_lossy,
+            all_gapless: opts.gapless,
+            metadata: None,
+            writes_output: true,
+        },
+    );
+    if validation.has_errors() {
+        return Err(Error::Rejected(Box::new(validation)));
+    }
+    let folder = input.is_dir();
+    let mut paths: Vec<PathBuf> = release.tracks.iter().map(|t| t.path.clone()).collect();
+    let metadata = input.join("release.json");
+    if folder && metadata.is_file() {
+        paths.push(metadata);
+    }
+    let mut files = Vec::with_capacity(paths.len());
+    let mut id = Sha256::new();
+    id.update(b"pressing-job-1\0");
+    for p in &paths {
+        let name = if folder {
+            p.strip_prefix(input).unwrap_or(p)
+        } else {
+            Path::new(p.file_name().unwrap_or_default())
+        }
+        .to_string_lossy()
+        .replace('\\', "/");
+        let io = |e: std::io::Error| Error::Input {
+            path: p.clone(),
+            message: format!("cannot read: {e}"),
+            fix: "check the file's permissions",
+        };
+        let size = std::fs::metadata(p).map_err(io)?.len();
+        let sha256 = file_sha256(p).map_err(io)?;
+        for part in [name.as_bytes(), b"\0", sha256.as_bytes(), b"\0"] {
+            id.update(part);
+        }
+        files.push(JobFile {
+            name,
+            key: String::new(),
+            size,
+            sha256,
+        });
+    }
+    id.update(opts.ladder.text.as_bytes());
+    id.update([u8::from(opts.gapless), u8::from(opts.allow_lossy)]);
+    let id = hex(&id.finalize())[..JOB_ID_DIGITS].to_string();
+    for f in &mut files {
+        f.key = layout::master_key(&id, &f.name);
+    }
+    let upc = release.albums.iter().flatten().find_map(|a| a.upc.clone());
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| input.display().to_string());
+    let job = Job {
+        id,
+        release: upc.unwrap_or(name),
+        tracks: release.tracks.iter().map(|t| t.id.clone()).collect(),
+        files,
+        folder,
+        ladder_name: opts.ladder_name.to_string(),
+        ladder: opts.ladder.text.clone(),
+        gapless: opts.gapless,
+        allow_lossy: opts.allow_lossy,
+        priority: opts.priority,
+        submitted_ms: now_ms(),
+    };
+    Ok((job, paths))
+}
+
+/// Upload a job's files that the store does not hold yet (one listing; same key and size is
+/// the same file, the key holding the job's content digest); returns (objects, bytes).
+pub fn upload(
+    job: &Job,
+    paths: &[PathBuf],
+    store: &dyn Store,
+    progress: &dyn UploadProgress,
+) -> Result<(u64, u64), Error> {
+    let existing = store.list(&format!("masters/{}/", job.id))?;
+    let artifacts: Vec<Artifact> = job
+        .files
+        .iter()
+        .zip(paths)
+        .filter(|(f, _)| existing.get(&f.key).is_none_or(|o| o.size != f.size))
+        .map(|(f, p)| Artifact::new(f.key.clone(), p.clone(), ArtifactKind::Master))
+        .collect();
+    if artifacts.is_empty() {
+        return Ok((0, 0));
+    }
+    let bytes = job.files.iter().map(|f| f.size).sum();
+    progress.start(artifacts.len() as u64, bytes);
+    let uploads: Vec<Upload> = artifacts
+        .iter()
+        .map(|a| Upload {
+            artifact: a,
+            cache_control: MASTER_CACHE_CONTROL,
+        })
+        .collect();
+    let stats = store.put(&uploads, progress)?;
+    progress.finish();
+    Ok((stats.objects, stats.bytes))
+}
+
+/// Submit releases: every one is validated before anything is uploaded or enqueued.
+pub fn submit(
+    inputs: &[PathBuf],
+    opts: &SubmitOptions,
+    store: &dyn Store,
+    queue: &dyn Queue,
+    progress: &dyn UploadProgress,
+) -> Result<Vec<Submitted>, Error> {
+    let prepared = inputs
+        .iter()
+        .map(|i| prepare(i, opts))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(prepared.len());
+    for (job, paths) in prepared {
+        // Already known and not dead: nothing to upload or enqueue.
+        if let Some(s) = queue
+            .status(&job.id)?
+            .into_iter()
+            .find(|s| s.id == job.id && s.state != super::JobState::Dead)
+        {
+            out.push(Submitted {
+                job,
+                status: s,
+                uploaded: 0,
+                bytes: 0,
+            });
+            continue;
+        }
+        let (uploaded, bytes) = upload(&job, &paths, store, progress)?;
+        let status = queue.enqueue(&job)?;
+        out.push(Submitted {
+            job,
+            status,
+            uploaded,
+            bytes,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,452 @@
+//! The worker loop: claim a job, renew its lease while it runs, download its files into a
+//! scratch folder of its own, run the pipeline, publish, and only then ack. A transient
+//! failure is retried with a growing delay; a permanent one (bad master, bad metadata, a
+//! catalog that rejects the notification) goes to the dead letter at once; the fifth failure
+//! of any kind does too.
+//!
+//! Killed at any moment, the job's lease runs out and another worker runs it from the start:
+//! the pipeline's outputs are byte-identical, publishing uploads only what is missing and
+//! the notification is sent once, so the end state is as if nothing had failed.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{retry_delay, Job, Lease, Queue, HEARTBEAT, MAX_ATTEMPTS};
+use crate::error::Error;
+use crate::ladder::Ladder;
+use crate::layout;
+use crate::pipeline::{self, RunOptions};
+use crate::publish::{CatalogNotifier, NoUploadProgress, PublishOptions, Store};
+use crate::transcode::engine::ProgressSink;
+
+pub struct WorkerOptions {
+    /// This worker's name in status and logs.
+    pub name: String,
+    /// Scratch folder; each job gets `<scratch>/<job id>.<pid>`.
+    pub scratch: PathBuf,
+    /// Jobs at a time.
+    pub concurrency: usize,
+    /// Pipeline threads per job (`None`: the cores divided among the jobs).
+    pub threads: Option<usize>,
+    /// Largest total size of a job's masters, in bytes (its scratch bound: masters plus a
+    /// package no larger than them).
+    pub scratch_limit: u64,
+    pub publish: PublishOptions,
+    /// After a stop is asked for, how long a running job may still go on to publish;
+    /// past it, the job is handed back.
+    pub grace: Duration,
+    /// Stop after this many jobs (tests, one-shot runs); `None`: until stopped.
+    pub max_jobs: Option<u64>,
+}
+
+/// Counters of a worker's life, for `/metrics` and the exit summary.
+#[derive(Default)]
+pub struct Metrics {
+    pub published: AtomicU64,
+    pub retried: AtomicU64,
+    pub dead: AtomicU64,
+    pub released: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub bytes_published: AtomicU64,
+    pub audio_millis: AtomicU64,
+    pub encode_millis: AtomicU64,
+    pub publish_millis: AtomicU64,
+    pub download_millis: AtomicU64,
+    pub lag_millis: AtomicU64,
+    pub claimed: AtomicU64,
+}
+
+/// What the worker tells its host (the CLI's logs), with the job's id.
+pub trait WorkerEvents: Sync {
+    fn event(&self, job: Option<&str>, level: &str, message: &str);
+}
+
+/// The shared services a worker runs against.
+pub struct Services<'a> {
+    pub queue: &'a dyn Queue,
+    pub incoming: &'a dyn Store,
+    pub out: &'a dyn Store,
+    pub notifier: &'a dyn CatalogNotifier,
+}
+
+/// How a job ended on this worker.
+enum Outcome {
+    Published,
+    /// Handed back at a stop.
+    Released,
+    Failed(Error),
+}
+
+/// Remove scratch folders of jobs whose process is gone (a killed worker's leftovers).
+pub fn clean_scratch(scratch: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(scratch) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((_, pid)) = name.rsplit_once('.') else {
+            continue;
+        };
+        let alive = pid
+            .parse::<u32>()
+            .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive && std::fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Run until `stop` is set (or `max_jobs` are done): `concurrency` job loops.
+pub fn run(
+    services: &Services,
+    opts: &WorkerOptions,
+    stop: &AtomicBool,
+    metrics: &Metrics,
+    events: &dyn WorkerEvents,
+) -> Result<(), Error> {
+    std::fs::create_dir_all(&opts.scratch).map_err(|source| Error::Output {
+        path: opts.scratch.clone(),
+        source,
+    })?;
+    let removed = clean_scratch(&opts.scratch);
+    if removed > 0 {
+        events.event(
+            None,
+            "info",
+            &format!("removed {removed} scratch folder(s) of killed runs"),
+        );
+    }
+    let taken = AtomicU64::new(0);
+    let stopped_at: Mutex<Option<Instant>> = Mutex::new(None);
+    let fatal: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for slot in 0..opts.concurrency.max(1) {
+            let (taken, stopped_at, fatal) = (&taken, &stopped_at, &fatal);
+            s.spawn(move || loop {
+                if stop.load(Ordering::SeqCst) || fatal.lock().unwrap().is_some() {
+                    return;
+                }
+                if let Some(max) = opts.max_jobs {
+                    if taken.fetch_add(1, Ordering::SeqCst) >= max {
+                        return;
+                    }
+                }
+                let worker = format!("{}/{slot}", opts.name);
+                let lease = match services.queue.claim(&worker, Duration::from_secs(1)) {
+                    Ok(Some(l)) => l,
+                    Ok(None) => {
+                        if let Some(max) = opts.max_jobs {
+                            let _ = max;
+                            taken.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        events.event(None, "warn", &e.to_string());
+                        if opts.max_jobs.is_some() {
+                            taken.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
+                    }
+                };
+                metrics.claimed.fetch_add(1, Ordering::Relaxed);
+                metrics
+                    .lag_millis
+                    .fetch_add(lease.lag_ms, Ordering::Relaxed);
+                let grace_over = || {
+                    stop.load(Ordering::SeqCst)
+                        && stopped_at
+                            .lock()
+                            .unwrap()
+                            .get_or_insert_with(Instant::now)
+                            .elapsed()
+                            > opts.grace
+                };
+                if let Err(e) =
+                    one_job(services, opts, &worker, lease, metrics, events, &grace_over)
+                {
+                    events.event(None, "error", &e.to_string());
+                    if matches!(e, Error::Queue(_)) {
+                        continue;
+                    }
+                    *fatal.lock().unwrap() = Some(e);
+                    return;
+                }
+            });
+        }
+    });
+    match fatal.into_inner().unwrap() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Progress of the running job, for the heartbeat: frames done of frames declared.
+#[derive(Default)]
+struct JobProgress {
+    total: AtomicU64,
+    done: Mutex<std::collections::HashMap<String, u64>>,
+    done_sum: AtomicU64,
+}
+
+impl ProgressSink for JobProgress {
+    fn track_started(&self, _track: &str, total: Option<u64>, _rate: u32) {
+        self.total.fetch_add(total.unwrap_or(0), Ordering::Relaxed);
+    }
+    fn track_advanced(&self, track: &str, frames: u64) {
+        let mut done = self.done.lock().unwrap();
+        let before = done.insert(track.to_string(), frames).unwrap_or(0);
+        self.done_sum
+            .fetch_add(frames.saturating_sub(before), Ordering::Relaxed);
+    }
+}
+
+impl JobProgress {
+    /// 0.1 downloaded .. 0.9 encoded .. 1 published.
+    fn fraction(&self) -> f64 {
+        let total = self.total.load(Ordering::Relaxed);
+        if total == 0 {
+            return 0.1;
+        }
+        0.1 + 0.8 * (self.done_sum.load(Ordering::Relaxed) as f64 / total as f64).min(1.0)
+    }
+}
+
+fn one_job(
+    services: &Services,
+    opts: &WorkerOptions,
+    worker: &str,
+    lease: Lease,
+    metrics: &Metrics,
+    events: &dyn WorkerEvents,
+    grace_over: &dyn Fn() -> bool,
+) -> Result<(), Error> {
+    let id = lease.job.id.clone();
+    events.event(
+        Some(&id),
+        "info",
+        &format!(
+            "claimed release {} ({} track(s), attempt {} of {MAX_ATTEMPTS}, {} ms after submit)",
+            lease.job.release,
+            lease.job.tracks.len(),
+            lease.attempts,
+            lease.lag_ms
+        ),
+    );
+    let scratch = opts
+        .scratch
+        .join(format!("{}.{}", lease.job.id, std::process::id()));
+    metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let progress = JobProgress::default();
+    let finished = AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        // The heartbeat: in-progress acks (or a lease renewal) while the job runs.
+        s.spawn(|| {
+            let mut next = Instant::now() + HEARTBEAT;
+            while !finished.load(Ordering::SeqCst) {
+                if Instant::now() >= next {
+                    if let Err(e) = services
+                        .queue
+                        .heartbeat(&lease, worker, progress.fraction())
+                    {
+                        events.event(Some(&lease.job.id), "warn", &e.to_string());
+                    }
+                    next = Instant::now() + HEARTBEAT;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let o = press(
+            services, opts, &lease.job, &scratch, &progress, metrics, grace_over,
+        );
+        finished.store(true, Ordering::SeqCst);
+        o
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    match outcome {
+        Outcome::Published => {
+            services.queue.complete(lease, worker)?;
+            metrics.published.fetch_add(1, Ordering::Relaxed);
+            events.event(Some(&id), "info", "published");
+        }
+        Outcome::Released => {
+            services.queue.release(lease)?;
+            metrics.released.fetch_add(1, Ordering::Relaxed);
+            events.event(Some(&id), "info", "handed back (stopping)");
+        }
+        Outcome::Failed(e) => {
+            let code = e.exit_code();
+            let message = e.to_string();
+            if e.is_retryable() && lease.attempts < MAX_ATTEMPTS {
+                let delay = retry_delay(lease.attempts);
+                services.queue.retry(lease, delay, code, &message)?;
+                metrics.retried.fetch_add(1, Ordering::Relaxed);
+                events.event(
+                    Some(&id),
+                    "warn",
+                    &format!("failed, retry in {} s: {message}", delay.as_secs()),
+                );
+            } else {
+                services.queue.dead(lease, code, &message)?;
+                metrics.dead.fetch_add(1, Ordering::Relaxed);
+                events.event(
+                    Some(&id),
+                    "error",
+                    &format!("dead-lettered (exit code {code}): {message}"),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn add_millis(counter: &AtomicU64, since: Instant) {
+    counter.fetch_add(since.elapsed().as_millis() as u64, Ordering::Relaxed);
+}
+
+/// Download, run and publish one job in `scratch`.
+fn press(
+    services: &Services,
+    opts: &WorkerOptions,
+    job: &Job,
+    scratch: &Path,
+    progress: &JobProgress,
+    metrics: &Metrics,
+    grace_over: &dyn Fn() -> bool,
+) -> Outcome {
+    match press_steps(services, opts, job, scratch, progress, metrics, grace_over) {
+        Ok(true) => Outcome::Published,
+        Ok(false) => Outcome::Released,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+fn press_steps(
+    services: &Services,
+    opts: &WorkerOptions,
+    job: &Job,
+    scratch: &Path,
+    progress: &JobProgress,
+    metrics: &Metrics,
+    grace_over: &dyn Fn() -> bool,
+) -> Result<bool, Error> {
+    let bytes: u64 = job.files.iter().map(|f| f.size).sum();
+    if bytes > opts.scratch_limit {
+        return Err(Error::Input {
+            path: PathBuf::from(&job.release),
+            message: format!(
+                "the release's masters are {bytes} bytes, over this worker's scratch limit of {}",
+                opts.scratch_limit
+            ),
+            fix: "raise --scratch-limit on the workers, or split the release",
+        });
+    }
+    let _ = std::fs::remove_dir_all(scratch);
+    let input_dir = scratch.join("in");
+    let folder = input_dir.join(if job.folder { "release" } else { "" });
+    std::fs::create_dir_all(&folder).map_err(|source| Error::Output {
+        path: folder.clone(),
+        source,
+    })?;
+    let started = Instant::now();
+    let mut bare = None;
+    for f in &job.files {
+        let to = folder.join(&f.name);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Output {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let missing = || Error::Input {
+            path: PathBuf::from(services.incoming.locator(&f.key)),
+            message: "the job's file is not in the incoming store".into(),
+            fix: "submit the release again",
+        };
+        services
+            .incoming
+            .download(&f.key, &to)?
+            .ok_or_else(missing)?;
+        let sha = super::submit::file_sha256(&to).map_err(|source| Error::Output {
+            path: to.clone(),
+            source,
+        })?;
+        if sha != f.sha256 {
+            return Err(Error::Input {
+                path: PathBuf::from(services.incoming.locator(&f.key)),
+                message: format!(
+                    "the file in the incoming store changed after submit (SHA-256 {sha}, the job says {})",
+                    f.sha256
+                ),
+                fix: "submit the release again from its masters",
+            });
+        }
+        bare = Some(to);
+    }
+    add_millis(&metrics.download_millis, started);
+    if grace_over() {
+        return Ok(false);
+    }
+    let ladder = Ladder::parse(Path::new(&job.ladder_name), &job.ladder)?;
+    let out = scratch.join("out");
+    let threads = opts.threads.or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Some((cores / opts.concurrency.max(1)).max(1))
+    });
+    let run = RunOptions {
+        inputs: vec![if job.folder {
+            folder.clone()
+        } else {
+            bare.unwrap_or(folder.clone())
+        }],
+        ladder,
+        out: out.clone(),
+        jobs: threads,
+        gapless: job.gapless,
+        allow_lossy: job.allow_lossy,
+    };
+    let started = Instant::now();
+    let report = pipeline::run(&run, progress)?;
+    add_millis(&metrics.encode_millis, started);
+    metrics.audio_millis.fetch_add(
+        (report.stats.audio_seconds * 1000.0) as u64,
+        Ordering::Relaxed,
+    );
+    let text = serde_json::to_string_pretty(&report).expect("the report serialises");
+    let report_path = out.join(layout::REPORT);
+    std::fs::write(&report_path, format!("{text}\n")).map_err(|source| Error::Output {
+        path: report_path,
+        source,
+    })?;
+    if grace_over() {
+        return Ok(false);
+    }
+    let started = Instant::now();
+    let published = pipeline::publish(
+        &out,
+        services.out,
+        services.notifier,
+        &opts.publish,
+        &NoUploadProgress,
+    )?;
+    add_millis(&metrics.publish_millis, started);
+    let tracks = published["tracks"].as_array().cloned().unwrap_or_default();
+    for t in &tracks {
+        let p = &t["publish"];
+        metrics
+            .bytes_published
+            .fetch_add(p["bytes"].as_u64().unwrap_or(0), Ordering::Relaxed);
+        if p["notification"]["status"] == "rejected" {
+            return Err(Error::CatalogRejected {
+                track: t["id"].as_str().unwrap_or("?").to_string(),
+            });
+        }
+    }
+    Ok(true)
+}
