@@ -27,12 +27,9 @@ use serde::{Deserialize, Serialize};
 /// Deliveries of a job before it is dead-lettered.
 pub const MAX_ATTEMPTS: u32 = 5;
 
-/// How long a claimed job stays invisible to other workers without a heartbeat.
+/// How long a claimed job stays invisible to other workers without a heartbeat, unless the
+/// queue's spec says otherwise (`?lease=SECONDS`).
 pub const LEASE: Duration = Duration::from_secs(30);
-
-/// How often a running job's worker renews its lease (a third of it: two heartbeats may be
-/// lost before the job is handed to someone else).
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// The delay before a job that failed transiently is offered again, after `attempts`
 /// deliveries: 2 s, 4 s, 8 s, 16 s, capped at 60 s.
@@ -195,6 +192,7 @@ pub(crate) enum LeaseHandle {
 pub trait Queue: Send + Sync {
     /// Where the queue is (`nats://…`, `sqlite:PATH`), for logs and errors.
     fn name(&self) -> String;
+    fn settings(&self) -> QueueSettings;
     /// Enqueue a job unless one with its id is known and not dead; returns the job's state
     /// (Queued when it was enqueued now).
     fn enqueue(&self, job: &Job) -> Result<JobStatus, QueueError>;
@@ -223,21 +221,78 @@ pub trait Queue: Send + Sync {
     fn dead_letters(&self) -> Result<Vec<JobStatus>, QueueError>;
 }
 
-/// Open a queue from its spec: `nats://host:port[,host:port…]`, `sqlite:PATH`, or the
-/// default file under the user's state folder.
-pub fn open(spec: Option<&str>) -> Result<Box<dyn Queue>, QueueError> {
-    match spec {
-        Some(s) if s.starts_with("nats://") || s.starts_with("tls://") => {
-            Ok(Box::new(nats::NatsQueue::connect(s)?))
+/// Settings of a queue, from its spec's query (`?lease=30&replicas=3`).
+#[derive(Clone, Copy, Debug)]
+pub struct QueueSettings {
+    /// How long a claimed job stays invisible without a heartbeat (JetStream's AckWait).
+    pub lease: Duration,
+    /// Copies of every stream and of the status bucket (NATS clusters only).
+    pub replicas: usize,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            lease: LEASE,
+            replicas: 1,
         }
-        Some(s) => match s.strip_prefix("sqlite:") {
-            Some(path) => Ok(Box::new(sqlite::SqliteQueue::open(path.as_ref())?)),
-            None => Err(QueueError::new(
-                s,
-                "unknown queue (give nats://host:4222 or sqlite:PATH)",
-            )),
-        },
-        None => Ok(Box::new(sqlite::SqliteQueue::open(&default_queue_file())?)),
+    }
+}
+
+impl QueueSettings {
+    /// How often a running job's lease is renewed: a third of it, so two heartbeats may be
+    /// lost before the job is handed to someone else.
+    pub fn heartbeat(&self) -> Duration {
+        self.lease / 3
+    }
+
+    fn parse(spec: &str, query: &str) -> Result<QueueSettings, QueueError> {
+        let mut s = QueueSettings::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let bad = |what: &str| QueueError::new(spec, format!("{pair:?}: {what}"));
+            match pair.split_once('=') {
+                Some(("lease", n)) => {
+                    let secs: u64 = n
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=3600).contains(n))
+                        .ok_or_else(|| bad("the lease is 1 to 3600 seconds"))?;
+                    s.lease = Duration::from_secs(secs);
+                }
+                Some(("replicas", n)) => {
+                    s.replicas = n
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=5).contains(n))
+                        .ok_or_else(|| bad("replicas are 1 to 5"))?;
+                }
+                _ => return Err(bad("unknown setting (known: lease, replicas)")),
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Open a queue from its spec: `nats://host:port[,host:port…][?settings]`,
+/// `sqlite:PATH[?settings]`, or (none) the default file under the user's state folder.
+pub fn open(spec: Option<&str>) -> Result<Box<dyn Queue>, QueueError> {
+    let spec = spec
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("sqlite:{}", default_queue_file().display()));
+    let (base, query) = spec.split_once('?').unwrap_or((&spec, ""));
+    let settings = QueueSettings::parse(&spec, query)?;
+    if base.starts_with("nats://") || base.starts_with("tls://") {
+        return Ok(Box::new(nats::NatsQueue::connect(base, settings)?));
+    }
+    match base.strip_prefix("sqlite:") {
+        Some(path) => Ok(Box::new(sqlite::SqliteQueue::open(
+            path.as_ref(),
+            settings,
+        )?)),
+        None => Err(QueueError::new(
+            &spec,
+            "unknown queue (give nats://host:4222 or sqlite:PATH)",
+        )),
     }
 }
 

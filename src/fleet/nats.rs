@@ -5,8 +5,8 @@
 //!   replicas as given (`?replicas=3` on the queue URL; default 1), a duplicate window of
 //!   [`DUPLICATE_WINDOW`] for `Nats-Msg-Id` (the job id).
 //! - Two durable pull consumers, one per priority (`pressing-high`, `pressing-normal`):
-//!   explicit ack, AckWait [`super::LEASE`] (renewed by in-progress acks every
-//!   [`super::HEARTBEAT`]), max_deliver `MAX_ATTEMPTS + 1`. The extra delivery is how a job
+//!   explicit ack, AckWait the queue's lease ([`super::LEASE`] unless `?lease=` says
+//!   otherwise; renewed by in-progress acks every third of it), max_deliver `MAX_ATTEMPTS + 1`. The extra delivery is how a job
 //!   whose worker died on its last attempt leaves the work queue: the worker that receives
 //!   it records it dead and terminates it (a work-queue stream would keep it otherwise).
 //!   Retries are NAKs with a growing delay ([`super::retry_delay`]).
@@ -26,7 +26,8 @@ use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 
 use super::{
-    now_ms, Job, JobState, JobStatus, Lease, LeaseHandle, Priority, Queue, QueueError, MAX_ATTEMPTS,
+    now_ms, Job, JobState, JobStatus, Lease, LeaseHandle, Priority, Queue, QueueError,
+    QueueSettings, MAX_ATTEMPTS,
 };
 
 pub const JOBS_STREAM: &str = "PRESSING_JOBS";
@@ -47,6 +48,7 @@ fn consumer_name(p: Priority) -> String {
 
 pub struct NatsQueue {
     name: String,
+    settings: QueueSettings,
     runtime: Runtime,
     js: jetstream::Context,
     status: kv::Store,
@@ -54,23 +56,10 @@ pub struct NatsQueue {
 }
 
 impl NatsQueue {
-    /// Connect to `nats://host:port[,nats://host:port…][?replicas=N]` and create the streams,
-    /// consumers and status bucket if they are missing.
-    pub fn connect(spec: &str) -> Result<NatsQueue, QueueError> {
-        let (servers, query) = spec.split_once('?').unwrap_or((spec, ""));
-        let mut replicas = 1usize;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("replicas", n)) => {
-                    replicas = n
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=5).contains(n))
-                        .ok_or_else(|| QueueError::new(spec, "replicas must be 1 to 5"))?
-                }
-                _ => return Err(QueueError::new(spec, format!("unknown option {pair:?}"))),
-            }
-        }
+    /// Connect to `nats://host:port[,nats://host:port…]` and create the streams, consumers
+    /// and status bucket if they are missing.
+    pub fn connect(servers: &str, settings: QueueSettings) -> Result<NatsQueue, QueueError> {
+        let replicas = settings.replicas;
         let name = servers.to_string();
         let err = |e: &dyn std::fmt::Display| QueueError::new(&name, e);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -139,7 +128,7 @@ impl NatsQueue {
                             durable_name: Some(consumer_name(p)),
                             filter_subject: subject(p),
                             ack_policy: consumer::AckPolicy::Explicit,
-                            ack_wait: super::LEASE,
+                            ack_wait: settings.lease,
                             max_deliver: i64::from(MAX_ATTEMPTS) + 1,
                             ..Default::default()
                         },
@@ -152,6 +141,7 @@ impl NatsQueue {
         })?;
         Ok(NatsQueue {
             name,
+            settings,
             runtime,
             js,
             status,
@@ -241,6 +231,10 @@ impl NatsQueue {
 impl Queue for NatsQueue {
     fn name(&self) -> String {
         self.name.clone()
+    }
+
+    fn settings(&self) -> QueueSettings {
+        self.settings
     }
 
     fn enqueue(&self, job: &Job) -> Result<JobStatus, QueueError> {

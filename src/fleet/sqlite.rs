@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    now_ms, Job, JobState, JobStatus, Lease, LeaseHandle, Queue, QueueError, LEASE, MAX_ATTEMPTS,
+    now_ms, Job, JobState, JobStatus, Lease, LeaseHandle, Queue, QueueError, QueueSettings,
+    MAX_ATTEMPTS,
 };
 
 pub struct SqliteQueue {
     name: String,
+    settings: QueueSettings,
     conn: Mutex<Connection>,
 }
 
@@ -52,7 +54,7 @@ fn parse_state(s: &str) -> JobState {
 }
 
 impl SqliteQueue {
-    pub fn open(path: &Path) -> Result<SqliteQueue, QueueError> {
+    pub fn open(path: &Path, settings: QueueSettings) -> Result<SqliteQueue, QueueError> {
         let name = format!("sqlite:{}", path.display());
         let err = |e: &dyn std::fmt::Display| QueueError::new(&name, e);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -68,6 +70,7 @@ impl SqliteQueue {
         conn.execute_batch(SCHEMA).map_err(|e| err(&e))?;
         Ok(SqliteQueue {
             name,
+            settings,
             conn: Mutex::new(conn),
         })
     }
@@ -158,6 +161,10 @@ impl Queue for SqliteQueue {
         self.name.clone()
     }
 
+    fn settings(&self) -> QueueSettings {
+        self.settings
+    }
+
     fn enqueue(&self, job: &Job) -> Result<JobStatus, QueueError> {
         let payload = serde_json::to_string(job).expect("a job serialises");
         let now = now_ms() as i64;
@@ -188,26 +195,34 @@ impl Queue for SqliteQueue {
             let now = now_ms() as i64;
             let token = format!("{worker}-{now}-{}", fastrand::u64(..));
             let row = {
-                let conn = self.conn.lock().unwrap();
-                conn.query_row(
-                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, token = ?1,
-                       worker = ?2, lease_until_ms = ?3 + ?4, progress = 0, updated_ms = ?3
-                     WHERE id = (SELECT id FROM jobs
-                       WHERE (state IN ('queued', 'failed') AND visible_ms <= ?3)
-                          OR (state = 'running' AND lease_until_ms < ?3)
-                       ORDER BY priority DESC, visible_ms, submitted_ms LIMIT 1)
-                     RETURNING payload, attempts, visible_ms",
-                    params![token, worker, now, LEASE.as_millis() as i64],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, u32>(1)?,
-                            r.get::<_, i64>(2)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(|e| self.err(e))?
+                let mut conn = self.conn.lock().unwrap();
+                // An explicit transaction: the claim is committed when this block ends, not
+                // whenever SQLite finalises a RETURNING statement.
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(|e| self.err(e))?;
+                let row = tx
+                    .query_row(
+                        "UPDATE jobs SET state = 'running', attempts = attempts + 1, token = ?1,
+                           worker = ?2, lease_until_ms = ?3 + ?4, progress = 0, updated_ms = ?3
+                         WHERE id = (SELECT id FROM jobs
+                           WHERE (state IN ('queued', 'failed') AND visible_ms <= ?3)
+                              OR (state = 'running' AND lease_until_ms < ?3)
+                           ORDER BY priority DESC, visible_ms, submitted_ms LIMIT 1)
+                         RETURNING payload, attempts, visible_ms",
+                        params![token, worker, now, self.settings.lease.as_millis() as i64],
+                        |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, u32>(1)?,
+                                r.get::<_, i64>(2)?,
+                            ))
+                        },
+                    )
+                    .optional()
+                    .map_err(|e| self.err(e))?;
+                tx.commit().map_err(|e| self.err(e))?;
+                row
             };
             if let Some((payload, attempts, visible)) = row {
                 let job: Job = serde_json::from_str(&payload).map_err(|e| self.err(e))?;
@@ -241,7 +256,11 @@ impl Queue for SqliteQueue {
             lease,
             "UPDATE jobs SET lease_until_ms = ?1, progress = ?2, updated_ms = ?3
              WHERE id = ?4 AND token = ?5 AND state = 'running'",
-            &[&(now + LEASE.as_millis() as i64), &progress, &now],
+            &[
+                &(now + self.settings.lease.as_millis() as i64),
+                &progress,
+                &now,
+            ],
         )
     }
 

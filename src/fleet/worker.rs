@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{retry_delay, Job, Lease, Queue, HEARTBEAT, MAX_ATTEMPTS};
+use super::{retry_delay, Job, Lease, Queue, MAX_ATTEMPTS};
 use crate::error::Error;
 use crate::ladder::Ladder;
 use crate::layout;
@@ -247,7 +247,8 @@ fn one_job(
     let outcome = std::thread::scope(|s| {
         // The heartbeat: in-progress acks (or a lease renewal) while the job runs.
         s.spawn(|| {
-            let mut next = Instant::now() + HEARTBEAT;
+            let every = services.queue.settings().heartbeat();
+            let mut next = Instant::now() + every;
             while !finished.load(Ordering::SeqCst) {
                 if Instant::now() >= next {
                     if let Err(e) = services
@@ -256,7 +257,7 @@ fn one_job(
                     {
                         events.event(Some(&lease.job.id), "warn", &e.to_string());
                     }
-                    next = Instant::now() + HEARTBEAT;
+                    next = Instant::now() + every;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -411,8 +412,23 @@ fn press_steps(
         gapless: job.gapless,
         allow_lossy: job.allow_lossy,
     };
+    // Each track's `source` names where its master is for the fleet: the incoming store.
+    let sources: std::collections::HashMap<String, String> = job
+        .files
+        .iter()
+        .map(|f| {
+            let local = folder.join(&f.name).display().to_string();
+            (local, services.incoming.locator(&f.key))
+        })
+        .collect();
     let started = Instant::now();
-    let report = pipeline::run(&run, progress)?;
+    let mut report = pipeline::run(&run, progress)?;
+    for t in &mut report.tracks {
+        if let Some(s) = sources.get(&t.source) {
+            t.source = s.clone();
+            relabel_source(&out.join(&t.id).join(layout::CATALOG_RECORD), s)?;
+        }
+    }
     add_millis(&metrics.encode_millis, started);
     metrics.audio_millis.fetch_add(
         (report.stats.audio_seconds * 1000.0) as u64,
@@ -449,4 +465,19 @@ fn press_steps(
         }
     }
     Ok(true)
+}
+
+/// Set the `source` of a catalog record written by the pipeline.
+fn relabel_source(path: &Path, source: &str) -> Result<(), Error> {
+    let io = |source| Error::Output {
+        path: path.to_owned(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let mut record: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Internal(format!("{path:?}: the pipeline wrote bad JSON: {e}")))?;
+    record["source"] = source.into();
+    let mut text = serde_json::to_string_pretty(&record).expect("JSON serialises");
+    text.push('\n');
+    std::fs::write(path, text).map_err(io)
 }

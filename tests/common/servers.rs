@@ -29,20 +29,63 @@ pub fn webhook_secret() -> String {
     )
 }
 
-fn weed_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("PRESSING_WEED") {
-        return p.into();
-    }
+/// Start `binary` under a watchdog shell that records its pid in `pid_file` (its output in
+/// `<pid_file>.log`) and kills it when this test process is gone (statics are never dropped,
+/// so nothing else would).
+fn spawn_watched(binary: &Path, args: &[String], pid_file: &Path) {
+    let script = r#"w="$1"; shift; pidfile="$1"; shift; parent="$1"; shift
+"$w" "$@" >"$pidfile.log" 2>&1 & child=$!
+echo "$child" > "$pidfile"
+while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done
+kill -9 "$child" 2>/dev/null; exit 0"#;
+    let _ = std::fs::remove_file(pid_file);
+    // The watchdog lives as long as the test process (or the server): never waited for.
+    #[allow(clippy::zombie_processes)]
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .arg(binary)
+        .arg(pid_file)
+        .arg(std::process::id().to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a test server");
+}
+
+/// Whether the process whose pid `pid_file` holds is alive (`None`: no pid yet).
+fn pid_alive(pid_file: &Path) -> Option<bool> {
+    let pid = std::fs::read_to_string(pid_file).ok()?;
+    Some(
+        Command::new("kill")
+            .args(["-0", pid.trim()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success()),
+    )
+}
+
+fn tool(name: &str) -> PathBuf {
     let o = Command::new(root().join("scripts/tools.sh"))
-        .arg("weed")
+        .arg(name)
         .output()
         .expect("run scripts/tools.sh");
     assert!(
         o.status.success(),
-        "scripts/tools.sh weed: {}",
+        "scripts/tools.sh {name}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
     PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
+}
+
+fn weed_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PRESSING_WEED") {
+        return p.into();
+    }
+    tool("weed")
 }
 
 /// The first port the kernel hands out as a local (ephemeral) port: a listener port in that
@@ -142,29 +185,7 @@ impl Weed {
             "-s3.port.iceberg=0".into(),
             "-s3.port.lance=0".into(),
         ];
-        // A watchdog shell: starts weed, records its pid, and kills it when this test process
-        // is gone (statics are never dropped, so nothing else would).
-        let script = r#"w="$1"; shift; pidfile="$1"; shift; parent="$1"; shift
-"$w" "$@" >"$pidfile.log" 2>&1 & child=$!
-echo "$child" > "$pidfile"
-while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done
-kill -9 "$child" 2>/dev/null; exit 0"#;
-        let _ = std::fs::remove_file(&self.pid_file);
-        // The watchdog lives as long as the test process (or weed): never waited for.
-        #[allow(clippy::zombie_processes)]
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("sh")
-            .arg(weed_binary())
-            .arg(&self.pid_file)
-            .arg(std::process::id().to_string())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start weed");
+        spawn_watched(&weed_binary(), &args, &self.pid_file);
         self.wait_ready()
     }
 
@@ -181,14 +202,8 @@ kill -9 "$child" 2>/dev/null; exit 0"#;
             }
             // Our weed must be the one answering: fail at once if it exited (a port clash).
             let log = || std::fs::read_to_string(self.dir.join("weed.pid.log")).unwrap_or_default();
-            if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
-                let alive = Command::new("kill")
-                    .args(["-0", pid.trim()])
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if !alive {
-                    return Err(log());
-                }
+            if pid_alive(&self.pid_file) == Some(false) {
+                return Err(log());
             }
             assert!(
                 Instant::now() < deadline,
@@ -399,4 +414,97 @@ pub fn notification_schema() -> jsonschema::Validator {
     let text = std::fs::read_to_string(root().join("schemas/catalog-notification.schema.json"))
         .expect("schemas/catalog-notification.schema.json");
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("a valid schema")
+}
+
+/// A NATS server with JetStream on loopback: one node, or one node of a cluster.
+pub struct Nats {
+    pub port: u16,
+    dir: PathBuf,
+    pid_file: PathBuf,
+    args: Vec<String>,
+}
+
+impl Nats {
+    /// A single node with its own store folder.
+    pub fn start(name: &str) -> Nats {
+        Nats::cluster(name, 1).pop().unwrap()
+    }
+
+    /// `n` nodes routed to each other (a JetStream cluster when n >= 3).
+    pub fn cluster(name: &str, n: u16) -> Vec<Nats> {
+        let base = free_ports(2 * n);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("nats")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let routes: Vec<String> = (0..n)
+            .map(|i| format!("nats://127.0.0.1:{}", base + n + i))
+            .collect();
+        let nodes: Vec<Nats> = (0..n)
+            .map(|i| {
+                let node = dir.join(format!("n{i}"));
+                std::fs::create_dir_all(&node).unwrap();
+                let mut args = vec![
+                    "-js".to_string(),
+                    format!("-sd={}", node.join("js").display()),
+                    "-a=127.0.0.1".into(),
+                    format!("-p={}", base + i),
+                    format!("-n=n{i}"),
+                ];
+                if n > 1 {
+                    args.push(format!("--cluster_name={name}"));
+                    args.push(format!("--cluster=nats://127.0.0.1:{}", base + n + i));
+                    args.push(format!("--routes={}", routes.join(",")));
+                }
+                Nats {
+                    port: base + i,
+                    pid_file: node.join("nats.pid"),
+                    dir: node,
+                    args,
+                }
+            })
+            .collect();
+        for node in &nodes {
+            node.spawn();
+        }
+        nodes
+    }
+
+    fn spawn(&self) {
+        spawn_watched(&tool("nats-server"), &self.args, &self.pid_file);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let log = || std::fs::read_to_string(self.dir.join("nats.pid.log")).unwrap_or_default();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                pid_alive(&self.pid_file) != Some(false),
+                "nats-server exited: {}",
+                log()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not listen in 30 s: {}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// kill -9 the node (its store stays in its folder).
+    pub fn kill(&self) {
+        let pid = std::fs::read_to_string(&self.pid_file).unwrap();
+        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "nats-server did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn restart(&self) {
+        self.spawn();
+    }
 }
