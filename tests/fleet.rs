@@ -26,11 +26,10 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// The single-node broker shared by this binary's tests (each test uses its own streams'
-/// jobs; the suite's job ids are its own).
-fn nats() -> &'static Nats {
-    static NATS: OnceLock<Nats> = OnceLock::new();
-    NATS.get_or_init(|| Nats::start("single"))
+/// A single-node broker of the test's own: the tests run in parallel, and jobs on one
+/// broker would be taken by another test's workers (a node starts in a fraction of a second).
+fn nats(name: &str) -> Nats {
+    Nats::start(name)
 }
 
 fn job(id: &str, priority: Priority) -> Job {
@@ -181,7 +180,8 @@ fn the_embedded_queue_passes_the_queue_suite() {
 
 #[test]
 fn nats_jetstream_passes_the_queue_suite() {
-    let q = fleet::open(Some(&format!("{}?lease=1", nats().url()))).unwrap();
+    let n = nats("suite");
+    let q = fleet::open(Some(&format!("{}?lease=1", n.url()))).unwrap();
     queue_suite(&*q, "nats");
 }
 
@@ -410,11 +410,196 @@ fn two_workers_press_three_releases(queue: &str, name: &str) {
 
 #[test]
 fn two_workers_on_nats_press_three_releases_like_pressing_run() {
-    two_workers_press_three_releases(&nats().url(), "nats-two-workers");
+    let n = nats("two-workers");
+    two_workers_press_three_releases(&n.url(), "nats-two-workers");
 }
 
 #[test]
 fn two_worker_processes_on_one_queue_file_press_three_releases_like_pressing_run() {
     let q = tmp("sqlite-two-workers-queue").join("q.db");
     two_workers_press_three_releases(&format!("sqlite:{}", q.display()), "sqlite-two-workers");
+}
+
+/// A bare master long enough to be killed in the middle of: `seconds` of a stereo chord.
+fn long_master(name: &str, seconds: u32) -> PathBuf {
+    let dir = tmp(&format!("master-{name}"));
+    let path = dir.join(format!("{name}.wav"));
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=frequency=220:duration={seconds}"),
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=frequency=331:duration={seconds}"),
+        "-filter_complex",
+        "[0][1]amerge=inputs=2,volume=0.5",
+        "-ar",
+        "44100",
+        "-c:a",
+        "pcm_s16le",
+        "-y",
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
+fn submit_one(queue: &str, release: &Path, incoming: &Path) -> String {
+    let o = run_ok(&[
+        "submit",
+        release.to_str().unwrap(),
+        "--queue",
+        queue,
+        "--store",
+        incoming.to_str().unwrap(),
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["jobs"][0]["id"].as_str().unwrap().to_string()
+}
+
+fn kill9(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// Two workers in turn are killed with -9 while they encode the job; a third finishes it:
+/// one catalog entry, the job's third attempt, the killed runs' scratch removed.
+fn killed_workers_lose_nothing(queue: &str, name: &str) {
+    let dir = tmp(name);
+    let (incoming, out, scratch) = (dir.join("incoming"), dir.join("out"), dir.join("scratch"));
+    let master = long_master(name, 240);
+    let catalog = Receiver::start(&[]);
+    let id = submit_one(queue, &master, &incoming);
+    for round in 1..=2 {
+        let mut w = worker(queue, &incoming, &out, &scratch, &catalog.url);
+        wait_for("the job encoding", Duration::from_secs(120), || {
+            let s = statuses(queue, std::slice::from_ref(&id));
+            s[0]["state"] == "running"
+                && s[0]["attempts"] == round
+                && s[0]["progress"].as_f64().unwrap_or(0.0) > 0.12
+        });
+        kill9(&mut w);
+        assert!(
+            std::fs::read_dir(&scratch).unwrap().next().is_some(),
+            "round {round}: the killed worker had no scratch"
+        );
+    }
+    let mut w = worker(queue, &incoming, &out, &scratch, &catalog.url);
+    wait_for("the job published", Duration::from_secs(240), || {
+        statuses(queue, std::slice::from_ref(&id))[0]["state"] == "published"
+    });
+    assert!(sigterm(&mut w).success());
+    let s = &statuses(queue, std::slice::from_ref(&id))[0];
+    assert_eq!(s["attempts"], 3, "{s}");
+    let r = catalog.received();
+    assert_eq!(
+        r.len(),
+        1,
+        "one catalog entry: {:?}",
+        r.iter().map(|n| &n.id).collect::<Vec<_>>()
+    );
+    assert_eq!(r[0].body["track"]["id"], name);
+    assert!(
+        std::fs::read_dir(&scratch).unwrap().next().is_none(),
+        "scratch left behind"
+    );
+    // Nothing half-written in the output store, and the package whole: every segment the
+    // media playlists name is there.
+    let f = files(&out);
+    assert!(
+        f.keys().all(|k| !k.ends_with(".pressing-part")),
+        "partial objects"
+    );
+    for (k, v) in &f {
+        if k.ends_with("/index.m3u8") {
+            let dir = k.rsplit_once('/').unwrap().0;
+            for line in String::from_utf8_lossy(v)
+                .lines()
+                .filter(|l| l.ends_with(".m4s"))
+            {
+                assert!(
+                    f.contains_key(&format!("{dir}/{line}")),
+                    "{k} names a missing {line}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn workers_killed_mid_job_on_nats_lose_nothing() {
+    let n = nats("killed");
+    killed_workers_lose_nothing(&format!("{}?lease=3", n.url()), "killed-nats");
+}
+
+#[test]
+fn workers_killed_mid_job_on_one_queue_file_lose_nothing() {
+    let q = tmp("killed-sqlite-queue").join("q.db");
+    killed_workers_lose_nothing(&format!("sqlite:{}?lease=3", q.display()), "killed-sqlite");
+}
+
+/// A master that became corrupt in the incoming store after submit: dead at once (a
+/// permanent failure), with exit code 65 and the store key in the message.
+#[test]
+fn a_poison_job_is_dead_lettered_with_its_code() {
+    let n = nats("poison");
+    for (queue, name) in [
+        (n.url(), "poison-nats"),
+        (
+            format!(
+                "sqlite:{}",
+                tmp("poison-sqlite-queue").join("q.db").display()
+            ),
+            "poison-sqlite",
+        ),
+    ] {
+        let dir = tmp(name);
+        let (incoming, out, scratch) = (dir.join("incoming"), dir.join("out"), dir.join("scratch"));
+        let master = dir.join(format!("{name}.wav"));
+        std::fs::copy(root().join("fixtures/album/01-cd-stereo.wav"), &master).unwrap();
+        let id = submit_one(&queue, &master, &incoming);
+        let stored = incoming.join(format!("masters/{id}/{name}.wav"));
+        let mut bytes = std::fs::read(&stored).unwrap();
+        let n = bytes.len();
+        bytes[n / 2..n / 2 + 64].fill(0x55);
+        std::fs::write(&stored, bytes).unwrap();
+        let catalog = Receiver::start(&[]);
+        let mut w = worker(&queue, &incoming, &out, &scratch, &catalog.url);
+        wait_for("the job dead", Duration::from_secs(60), || {
+            statuses(&queue, std::slice::from_ref(&id))[0]["state"] == "dead"
+        });
+        assert!(sigterm(&mut w).success());
+        let s = &statuses(&queue, std::slice::from_ref(&id))[0];
+        assert_eq!(
+            (s["code"].as_u64(), s["attempts"].as_u64()),
+            (Some(65), Some(1)),
+            "{s}"
+        );
+        assert!(
+            s["message"]
+                .as_str()
+                .unwrap()
+                .contains("changed after submit"),
+            "{s}"
+        );
+        // `status` with no id lists the dead letters.
+        let o = pressing_env(&["status", "--json", "--queue", &queue])
+            .output()
+            .unwrap();
+        let dead: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(dead["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"] == id.as_str()));
+        assert!(catalog.received().is_empty());
+        assert!(
+            !out.exists() || files(&out).is_empty(),
+            "a poison job published something"
+        );
+    }
 }

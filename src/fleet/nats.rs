@@ -121,18 +121,17 @@ impl NatsQueue {
             };
             let mut consumers = Vec::new();
             for p in [Priority::High, Priority::Normal] {
+                // Create or update: the lease (AckWait) is the one this process was given
+                // (every process of a fleet should give the same one).
                 let c = jobs
-                    .get_or_create_consumer(
-                        &consumer_name(p),
-                        consumer::pull::Config {
-                            durable_name: Some(consumer_name(p)),
-                            filter_subject: subject(p),
-                            ack_policy: consumer::AckPolicy::Explicit,
-                            ack_wait: settings.lease,
-                            max_deliver: i64::from(MAX_ATTEMPTS) + 1,
-                            ..Default::default()
-                        },
-                    )
+                    .create_consumer(consumer::pull::Config {
+                        durable_name: Some(consumer_name(p)),
+                        filter_subject: subject(p),
+                        ack_policy: consumer::AckPolicy::Explicit,
+                        ack_wait: settings.lease,
+                        max_deliver: i64::from(MAX_ATTEMPTS) + 1,
+                        ..Default::default()
+                    })
                     .await
                     .map_err(|e| err(&format!("consumer {}: {e}", consumer_name(p))))?;
                 consumers.push(c);
