@@ -208,6 +208,24 @@ fn run_ok(args: &[&str]) -> std::process::Output {
 }
 
 fn worker(queue: &str, incoming: &Path, out: &Path, scratch: &Path, catalog: &str) -> Child {
+    worker_to(
+        queue,
+        incoming,
+        out.to_str().unwrap(),
+        scratch,
+        catalog,
+        &[],
+    )
+}
+
+fn worker_to(
+    queue: &str,
+    incoming: &Path,
+    out: &str,
+    scratch: &Path,
+    catalog: &str,
+    extra: &[String],
+) -> Child {
     pressing_env(&[
         "worker",
         "--queue",
@@ -215,7 +233,7 @@ fn worker(queue: &str, incoming: &Path, out: &Path, scratch: &Path, catalog: &st
         "--store",
         incoming.to_str().unwrap(),
         "--out",
-        out.to_str().unwrap(),
+        out,
         "--scratch",
         scratch.to_str().unwrap(),
         "--catalog-url",
@@ -223,6 +241,11 @@ fn worker(queue: &str, incoming: &Path, out: &Path, scratch: &Path, catalog: &st
         "--grace",
         "30",
     ])
+    .args(extra)
+    .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    .env_remove("AWS_PROFILE")
+    .env_remove("AWS_ENDPOINT_URL")
     .stdout(Stdio::null())
     .stderr(Stdio::piped())
     .spawn()
@@ -602,4 +625,103 @@ fn a_poison_job_is_dead_lettered_with_its_code() {
             "a poison job published something"
         );
     }
+}
+
+/// A three-node cluster with R3 streams: kill -9 of a node in the middle of a run, then its
+/// restart, loses no job and does none twice (one catalog entry per track).
+#[test]
+fn a_cluster_node_killed_mid_run_loses_no_job_and_does_none_twice() {
+    let nodes = Nats::cluster("three", 3);
+    let urls: Vec<String> = nodes.iter().map(Nats::url).collect();
+    let queue = format!("{}?replicas=3&lease=5", urls.join(","));
+    let dir = tmp("cluster");
+    let (incoming, out, scratch) = (dir.join("incoming"), dir.join("out"), dir.join("scratch"));
+    let catalog = Receiver::start(&[]);
+    let long = long_master("cluster-long", 120);
+    let mut ids = vec![submit_one(&queue, &long, &incoming)];
+    let [a, b, c] = releases();
+    for r in [a, b, c] {
+        ids.push(submit_one(&queue, &root().join(r), &incoming));
+    }
+    let mut workers: Vec<Child> = (0..2)
+        .map(|_| worker(&queue, &incoming, &out, &scratch, &catalog.url))
+        .collect();
+    wait_for("a job running", Duration::from_secs(60), || {
+        statuses(&queue, &ids)
+            .iter()
+            .any(|s| s["state"] == "running")
+    });
+    nodes[0].kill();
+    std::thread::sleep(Duration::from_secs(3));
+    nodes[0].restart();
+    wait_for("every job published", Duration::from_secs(300), || {
+        statuses(&queue, &ids)
+            .iter()
+            .filter(|s| s["state"] == "published")
+            .count()
+            == ids.len()
+    });
+    for w in &mut workers {
+        assert!(sigterm(w).success());
+    }
+    let r = catalog.received();
+    let mut tracks: Vec<String> = r
+        .iter()
+        .map(|n| n.body["track"]["id"].as_str().unwrap_or("?").to_string())
+        .collect();
+    tracks.sort();
+    let before = tracks.len();
+    tracks.dedup();
+    assert_eq!(before, tracks.len(), "a track notified twice: {tracks:?}");
+    assert_eq!(tracks.len(), 7, "{tracks:?}");
+}
+
+/// The output store goes down while a job encodes: its publish fails, the job is retried
+/// after a delay (state `failed`, code 69), and it is published once the store is back.
+#[test]
+fn a_store_outage_mid_job_is_retried_and_the_job_completes() {
+    let store = Weed::start("fleet-outage");
+    let queue = format!(
+        "sqlite:{}?lease=5",
+        tmp("outage-queue").join("q.db").display()
+    );
+    let dir = tmp("outage");
+    let (incoming, scratch) = (dir.join("incoming"), dir.join("scratch"));
+    let catalog = Receiver::start(&[]);
+    let master = long_master("outage", 120);
+    let id = submit_one(&queue, &master, &incoming);
+    let dest = format!("s3://{BUCKET}/outage");
+    let mut w = worker_to(
+        &queue,
+        &incoming,
+        &dest,
+        &scratch,
+        &catalog.url,
+        &store.flags(),
+    );
+    wait_for("the job encoding", Duration::from_secs(60), || {
+        let s = &statuses(&queue, std::slice::from_ref(&id))[0];
+        s["state"] == "running" && s["progress"].as_f64().unwrap_or(0.0) > 0.12
+    });
+    store.kill();
+    wait_for(
+        "the job failed, to be retried",
+        Duration::from_secs(240),
+        || statuses(&queue, std::slice::from_ref(&id))[0]["state"] == "failed",
+    );
+    let s = &statuses(&queue, std::slice::from_ref(&id))[0];
+    assert_eq!(s["code"], 69, "{s}");
+    store.restart();
+    wait_for("the job published", Duration::from_secs(240), || {
+        statuses(&queue, std::slice::from_ref(&id))[0]["state"] == "published"
+    });
+    assert!(sigterm(&mut w).success());
+    assert_eq!(
+        statuses(&queue, std::slice::from_ref(&id))[0]["attempts"],
+        2
+    );
+    assert_eq!(catalog.received().len(), 1);
+    let keys = store.keys("outage");
+    assert!(keys.iter().any(|k| k == "outage/catalog.json"), "{keys:?}");
+    assert_eq!(store.incomplete_uploads(), 0);
 }

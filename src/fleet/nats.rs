@@ -59,7 +59,6 @@ impl NatsQueue {
     /// Connect to `nats://host:port[,nats://host:port…]` and create the streams, consumers
     /// and status bucket if they are missing.
     pub fn connect(servers: &str, settings: QueueSettings) -> Result<NatsQueue, QueueError> {
-        let replicas = settings.replicas;
         let name = servers.to_string();
         let err = |e: &dyn std::fmt::Display| QueueError::new(&name, e);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -84,58 +83,17 @@ impl NatsQueue {
                     ))
                 })?;
             let js = jetstream::new(client);
-            let jobs = js
-                .get_or_create_stream(stream::Config {
-                    name: JOBS_STREAM.into(),
-                    subjects: vec!["pressing.jobs.*".into()],
-                    retention: stream::RetentionPolicy::WorkQueue,
-                    storage: stream::StorageType::File,
-                    num_replicas: replicas,
-                    duplicate_window: DUPLICATE_WINDOW,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| err(&format!("stream {JOBS_STREAM}: {e}")))?;
-            js.get_or_create_stream(stream::Config {
-                name: DEAD_STREAM.into(),
-                subjects: vec![DEAD_SUBJECT.into()],
-                retention: stream::RetentionPolicy::Limits,
-                storage: stream::StorageType::File,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| err(&format!("stream {DEAD_STREAM}: {e}")))?;
-            let status = match js.get_key_value(STATUS_BUCKET).await {
-                Ok(s) => s,
-                Err(_) => js
-                    .create_key_value(kv::Config {
-                        bucket: STATUS_BUCKET.into(),
-                        history: 1,
-                        storage: stream::StorageType::File,
-                        num_replicas: replicas,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| err(&format!("key-value bucket {STATUS_BUCKET}: {e}")))?,
+            // A cluster that is starting (or electing a leader) refuses for a while.
+            let deadline = Instant::now() + PUBLISH_PATIENCE;
+            let (status, consumers) = loop {
+                match setup(&js, settings).await {
+                    Ok(v) => break v,
+                    Err(_) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(500)).await
+                    }
+                    Err(e) => return Err(err(&e)),
+                }
             };
-            let mut consumers = Vec::new();
-            for p in [Priority::High, Priority::Normal] {
-                // Create or update: the lease (AckWait) is the one this process was given
-                // (every process of a fleet should give the same one).
-                let c = jobs
-                    .create_consumer(consumer::pull::Config {
-                        durable_name: Some(consumer_name(p)),
-                        filter_subject: subject(p),
-                        ack_policy: consumer::AckPolicy::Explicit,
-                        ack_wait: settings.lease,
-                        max_deliver: i64::from(MAX_ATTEMPTS) + 1,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| err(&format!("consumer {}: {e}", consumer_name(p))))?;
-                consumers.push(c);
-            }
             Ok::<_, QueueError>((js, status, consumers))
         })?;
         Ok(NatsQueue {
@@ -467,4 +425,64 @@ impl NatsQueue {
         out.sort_by(|a, b| (a.submitted_ms, &a.id).cmp(&(b.submitted_ms, &b.id)));
         Ok(out)
     }
+}
+
+type Setup = (kv::Store, Vec<consumer::Consumer<consumer::pull::Config>>);
+
+/// The streams, the status bucket and the consumers, created (or updated) as documented.
+async fn setup(js: &jetstream::Context, settings: QueueSettings) -> Result<Setup, String> {
+    let replicas = settings.replicas;
+    let jobs = js
+        .get_or_create_stream(stream::Config {
+            name: JOBS_STREAM.into(),
+            subjects: vec!["pressing.jobs.*".into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("stream {JOBS_STREAM}: {e}"))?;
+    js.get_or_create_stream(stream::Config {
+        name: DEAD_STREAM.into(),
+        subjects: vec![DEAD_SUBJECT.into()],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("stream {DEAD_STREAM}: {e}"))?;
+    let status = match js.get_key_value(STATUS_BUCKET).await {
+        Ok(s) => s,
+        Err(_) => js
+            .create_key_value(kv::Config {
+                bucket: STATUS_BUCKET.into(),
+                history: 1,
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("key-value bucket {STATUS_BUCKET}: {e}"))?,
+    };
+    let mut consumers = Vec::new();
+    for p in [Priority::High, Priority::Normal] {
+        // Create or update: the lease (AckWait) is the one this process was given
+        // (every process of a fleet should give the same one).
+        let c = jobs
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(consumer_name(p)),
+                filter_subject: subject(p),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: settings.lease,
+                max_deliver: i64::from(MAX_ATTEMPTS) + 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("consumer {}: {e}", consumer_name(p)))?;
+        consumers.push(c);
+    }
+    Ok((status, consumers))
 }
