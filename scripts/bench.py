@@ -58,6 +58,20 @@ def master(seconds):
     return path
 
 
+def album(tracks):
+    """A folder of `tracks` 20 s 24/96 stereo masters, each with its own sweep and tremolo."""
+    folder = os.path.join(BENCH, f"album-{tracks}")
+    os.makedirs(folder, exist_ok=True)
+    for n in range(tracks):
+        path = os.path.join(folder, f"{n + 1:02d}.flac")
+        if not os.path.exists(path):
+            subprocess.run(
+                ["sox", "-n", "-r", "96000", "-b", "24", "-c", "2", path, "synth", "20",
+                 "sine", f"{100 + 37 * n}-{3000 + 101 * n}", "pinknoise", "tremolo",
+                 str(2 + n % 5), "40", "vol", "0.35"], check=True)
+    return folder
+
+
 def cpu_ticks(pid):
     """utime + stime of a process, in clock ticks (None once it is gone)."""
     try:
@@ -220,15 +234,7 @@ def main():
             report["memory"].append({"minutes": minutes, "peak_rss_mb": round(rss, 1),
                                      "wall_seconds": round(wall, 1)})
     if args.album:
-        folder = os.path.join(BENCH, f"album-{args.album}")
-        os.makedirs(folder, exist_ok=True)
-        for n in range(args.album):
-            path = os.path.join(folder, f"{n + 1:02d}.flac")
-            if not os.path.exists(path):
-                subprocess.run(
-                    ["sox", "-n", "-r", "96000", "-b", "24", "-c", "2", path, "synth", "20",
-                     "sine", f"{100 + 37 * n}-{3000 + 101 * n}", "pinknoise", "tremolo",
-                     str(2 + n % 5), "40", "vol", "0.35"], check=True)
+        folder = album(args.album)
         out = os.path.join(BENCH, "out-album")
         shutil.rmtree(out, ignore_errors=True)
         timeline = []

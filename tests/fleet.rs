@@ -71,6 +71,9 @@ fn queue_suite(q: &dyn Queue, tag: &str) {
     q.enqueue(&job(&id("a"), Priority::Normal)).unwrap();
     // Priority: a high job submitted later is taken first.
     q.enqueue(&job(&id("b"), Priority::High)).unwrap();
+    // (Priority orders jobs that are waiting: a JetStream consumer can take a few ms to see
+    // a message its stream has just stored.)
+    std::thread::sleep(Duration::from_millis(300));
     let first = q.claim("w1", wait).unwrap().expect("a job");
     assert_eq!(first.job.id, id("b"));
     let second = q.claim("w1", wait).unwrap().expect("a job");
@@ -330,18 +333,21 @@ fn two_workers_press_three_releases(queue: &str, name: &str) {
     let (incoming, out, scratch) = (dir.join("incoming"), dir.join("out"), dir.join("scratch"));
     let catalog = Receiver::start(&[]);
     let [a, b, c] = releases();
-    let o = run_ok(&[
-        "submit",
-        a,
-        b,
-        c,
-        "--queue",
-        queue,
-        "--store",
-        incoming.to_str().unwrap(),
-        "--json",
-    ]);
-    let submitted: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let submit = || {
+        let o = run_ok(&[
+            "submit",
+            a,
+            b,
+            c,
+            "--queue",
+            queue,
+            "--store",
+            incoming.to_str().unwrap(),
+            "--json",
+        ]);
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let submitted = submit();
     let ids: Vec<String> = submitted["jobs"]
         .as_array()
         .unwrap()
@@ -360,18 +366,7 @@ fn two_workers_press_three_releases(queue: &str, name: &str) {
             == 3
     });
     // A re-submit is a no-op that prints the same ids.
-    let o = run_ok(&[
-        "submit",
-        a,
-        b,
-        c,
-        "--queue",
-        queue,
-        "--store",
-        incoming.to_str().unwrap(),
-        "--json",
-    ]);
-    let again: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let again = submit();
     let again: Vec<(&str, &str)> = again["jobs"]
         .as_array()
         .unwrap()

@@ -326,6 +326,20 @@ mod tests {
     }
 
     #[test]
+    fn queue_settings_from_the_spec() {
+        let s = QueueSettings::parse("q", "lease=5&replicas=3").unwrap();
+        assert_eq!((s.lease, s.replicas), (Duration::from_secs(5), 3));
+        assert_eq!(s.heartbeat().as_millis(), 1666);
+        let d = QueueSettings::parse("q", "").unwrap();
+        assert_eq!((d.lease, d.replicas), (LEASE, 1));
+        for bad in ["lease=0", "replicas=9", "lease=x", "speed=3"] {
+            let e = QueueSettings::parse("q", bad).unwrap_err();
+            assert!(e.message.contains(bad), "{bad}: {e}");
+        }
+        assert!(open(Some("redis://x")).is_err());
+    }
+
+    #[test]
     fn the_default_queue_is_under_the_state_folder() {
         let f = default_queue_file();
         assert!(f.ends_with("pressing/queue.db"), "{f:?}");

@@ -196,6 +196,11 @@ pub fn submit(
             continue;
         }
         let (uploaded, bytes) = upload(&job, &paths, store, progress)?;
+        // Queue latency is counted from the enqueue, not from validation and upload.
+        let job = Job {
+            submitted_ms: now_ms(),
+            ..job
+        };
         let status = queue.enqueue(&job)?;
         out.push(Submitted {
             job,

@@ -262,11 +262,15 @@ fn one_job(
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        let o = press(
+        let o = press_steps(
             services, opts, &lease.job, &scratch, &progress, metrics, grace_over,
         );
         finished.store(true, Ordering::SeqCst);
-        o
+        match o {
+            Ok(true) => Outcome::Published,
+            Ok(false) => Outcome::Released,
+            Err(e) => Outcome::Failed(e),
+        }
     });
     let _ = std::fs::remove_dir_all(&scratch);
     metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -311,23 +315,7 @@ fn add_millis(counter: &AtomicU64, since: Instant) {
     counter.fetch_add(since.elapsed().as_millis() as u64, Ordering::Relaxed);
 }
 
-/// Download, run and publish one job in `scratch`.
-fn press(
-    services: &Services,
-    opts: &WorkerOptions,
-    job: &Job,
-    scratch: &Path,
-    progress: &JobProgress,
-    metrics: &Metrics,
-    grace_over: &dyn Fn() -> bool,
-) -> Outcome {
-    match press_steps(services, opts, job, scratch, progress, metrics, grace_over) {
-        Ok(true) => Outcome::Published,
-        Ok(false) => Outcome::Released,
-        Err(e) => Outcome::Failed(e),
-    }
-}
-
+/// Download, run and publish one job in `scratch`: `Ok(false)` when it was handed back.
 fn press_steps(
     services: &Services,
     opts: &WorkerOptions,

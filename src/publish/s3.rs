@@ -392,6 +392,25 @@ impl S3Store {
         })
     }
 
+    /// GET an object: `None` when there is no such key.
+    async fn open_object(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, StoreError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(self.shared().fail(key, "read", &e)),
+        }
+    }
+
     fn full_key(&self, key: &str) -> String {
         if self.prefix.is_empty() {
             key.to_string()
@@ -552,19 +571,8 @@ impl Store for S3Store {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let shared = self.shared();
         self.runtime.block_on(async {
-            let out = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(self.full_key(key))
-                .send()
-                .await
-            {
-                Ok(o) => o,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                    return Ok(None)
-                }
-                Err(e) => return Err(shared.fail(key, "read", &e)),
+            let Some(out) = self.open_object(key).await? else {
+                return Ok(None);
             };
             let body = out.body.collect().await.map_err(|e| {
                 StoreError::new(
@@ -590,19 +598,8 @@ impl Store for S3Store {
             )
         };
         self.runtime.block_on(async {
-            let mut out = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(self.full_key(key))
-                .send()
-                .await
-            {
-                Ok(o) => o,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                    return Ok(None)
-                }
-                Err(e) => return Err(shared.fail(key, "read", &e)),
+            let Some(mut out) = self.open_object(key).await? else {
+                return Ok(None);
             };
             let mut file = std::io::BufWriter::new(File::create(to).map_err(local)?);
             let mut size = 0u64;
