@@ -506,11 +506,52 @@ fn killed_workers_lose_nothing(queue: &str, name: &str) {
             "round {round}: the killed worker had no scratch"
         );
     }
-    let mut w = worker(queue, &incoming, &out, &scratch, &catalog.url);
+    // The third worker serves its metrics and logs JSON.
+    let port = free_ports(1);
+    let extra = [
+        "--metrics".to_string(),
+        format!("127.0.0.1:{port}"),
+        "--log-format".into(),
+        "json".into(),
+    ];
+    let out_s = out.to_str().unwrap();
+    let mut w = worker_to(queue, &incoming, out_s, &scratch, &catalog.url, &extra);
     wait_for("the job published", Duration::from_secs(240), || {
         statuses(queue, std::slice::from_ref(&id))[0]["state"] == "published"
     });
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        use std::io::{Read, Write};
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let metrics = get("/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    for line in [
+        "pressing_jobs_total{outcome=\"published\"} 1",
+        "pressing_jobs_total{outcome=\"dead\"} 0",
+        "pressing_jobs_in_flight 0",
+        "pressing_jobs_claimed_total 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    assert!(get("/healthz").starts_with("HTTP/1.1 200"));
+    assert!(get("/readyz").starts_with("HTTP/1.1 200"));
     assert!(sigterm(&mut w).success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut w.stderr.take().unwrap(), &mut log).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["job"] == id.as_str() && l["message"] == "published"),
+        "{log}"
+    );
     let s = &statuses(queue, std::slice::from_ref(&id))[0];
     assert_eq!(s["attempts"], 3, "{s}");
     let r = catalog.received();

@@ -299,6 +299,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
     }
 }
 
+#[derive(Clone)]
 struct Logs {
     format: LogFormat,
     worker: String,
@@ -427,7 +428,7 @@ fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<Atomic
 }
 
 /// SIGTERM and SIGINT set `stop` (a second one exits at once).
-fn on_stop_signals(stop: Arc<AtomicBool>) {
+fn on_stop_signals(stop: Arc<AtomicBool>, logs: Logs) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -448,7 +449,11 @@ fn on_stop_signals(stop: Arc<AtomicBool>) {
                 if stop.swap(true, Ordering::SeqCst) {
                     std::process::exit(exit::OK.into());
                 }
-                eprintln!("stopping: no new jobs; the running ones finish or are handed back");
+                logs.event(
+                    None,
+                    "info",
+                    "stopping: no new jobs; the running ones finish or are handed back",
+                );
             }
         });
     });
@@ -490,7 +495,7 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
-    on_stop_signals(stop.clone());
+    on_stop_signals(stop.clone(), logs.clone());
     let scratch = args.scratch.clone().unwrap_or_else(|| {
         std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
