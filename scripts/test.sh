@@ -2,7 +2,7 @@
 # Every test: installs what it needs, checks formatting and lints, runs the whole suite
 # (unit, FFmpeg round-trips, parsers, reproducibility, real players, the bad-input corpus),
 # builds the benches, builds and briefly runs the fuzz targets, and runs the throughput
-# benchmark in CI mode and the publish benchmark.
+# benchmark in CI mode, the publish benchmark and the fleet benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -29,6 +29,10 @@ python3 scripts/bench.py --ci > target/bench-ci.json
 # Publishing against rclone copy on the same package and store (fails below rclone's
 # throughput, or when the unchanged re-publish takes a tenth of the first publish or more).
 python3 scripts/bench-publish.py > target/bench-publish.json
+
+# The fleet against `pressing run` on the benchmark album (both queues; fails when a job
+# does not publish; the figures go to BENCHMARKS.md, not into a wall-time gate).
+python3 scripts/bench-fleet.py > target/bench-fleet.json
 
 # The installed binary from an empty folder (reuses the benchmarks' release build).
 scripts/test-install.sh

@@ -244,7 +244,7 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
             if done == ids.len() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(100));
         }
         if let Some(dead) = statuses.iter().find(|s| s.state == JobState::Dead) {
             progress::error(format!(
