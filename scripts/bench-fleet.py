@@ -1,21 +1,23 @@
 #!/usr/bin/env python3
-"""The fleet against `pressing run` on the same album, on this machine.
+"""The fleet against `pressing run` + `pressing publish` on the same album, on this machine.
 
-  scripts/bench-fleet.py [--tracks N] [--queue sqlite|nats|both]
+  scripts/bench-fleet.py [--tracks N] [--queue sqlite|nats|both] [--rounds R]
 
 Presses the benchmark album (N 20 s 24/96 stereo masters, default 12, cached under
-target/bench/) with `pressing run`, then through the fleet: two idle workers on one queue
-(the SQLite file, and a nats-server 2.15.1 with JetStream started here), `pressing submit` of
-the album, and `pressing status` until it is published. Both stores are local folders, so the
-figures are the fleet's own cost (validation at submit, the upload into the incoming store,
-the queue, the download, the status bucket), not a network's.
+target/bench/) without the fleet (`pressing run`, then `pressing publish` into a store
+folder: what the fleet's workers deliver is a published store) and through it: two idle
+workers on one queue (the SQLite file, and a nats-server 2.15.1 with JetStream started here
+for the round), then `pressing submit --wait` of the album. Both stores are local folders,
+so the difference is the fleet's own cost (validation at submit, the upload into the
+incoming store, the queue, the download, the status bucket), not a network's. R rounds
+(default 3), interleaved; the figures are medians.
 
 Then the unit-of-work question: the same 12 masters submitted as 12 single-track jobs to the
 two workers (each worker given half the cores), against the album as one job.
 
-Prints JSON: run and fleet wall seconds, the overhead (fleet / run - 1, and the same without
-the time `pressing validate` takes, which submit spends on the label's machine), the queue
-latency (enqueue to claim, from the worker's log), and the per-track split's wall seconds.
+Prints JSON: the walls, the fleet's overhead (fleet / (run + publish) - 1, and over `run`
+alone), the queue latency (enqueue to claim, from the workers' logs), and the per-track
+split's wall seconds.
 """
 import argparse
 import json
@@ -70,7 +72,7 @@ def fleet(queue, releases, work, jobs_per_worker=None, bare=False):
     jobs = json.loads(o.stdout)["jobs"]
     if any(j["state"] != "published" for j in jobs):
         raise SystemExit(f"not published: {jobs}")
-    ids = [j["id"] for j in jobs]
+    ids = sorted({j["id"] for j in jobs})  # one entry per track
     wall = time.perf_counter() - began
     for w in workers:
         w.terminate()
@@ -86,60 +88,108 @@ def fleet(queue, releases, work, jobs_per_worker=None, bare=False):
     return {"wall_seconds": round(wall, 2), "jobs": len(ids), "queue_latency_ms": sorted(lags)}
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def start_nats(work, tag):
+    """A nats-server of its own per round: a job id already published on a broker would make
+    the next round's submit a no-op."""
+    port = free_port()
+    js = os.path.join(work, f"js-{tag}")
+    p = subprocess.Popen([tool("nats-server"), "-js", f"-sd={js}", "-a=127.0.0.1", f"-p={port}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    return p, f"nats://127.0.0.1:{port}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tracks", type=int, default=12)
     ap.add_argument("--queue", choices=["sqlite", "nats", "both"], default="both")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
     album = bench.album(args.tracks)
     audio = 20 * args.tracks
     work = tempfile.mkdtemp(prefix="pressing-bench-fleet-")
-    report = {"tracks": args.tracks, "audio_seconds": audio, "cores": os.cpu_count()}
+    report = {"tracks": args.tracks, "audio_seconds": audio, "cores": os.cpu_count(),
+              "rounds": args.rounds}
+    names = [q for q in ("sqlite", "nats") if args.queue in (q, "both")]
+    walls = {k: [] for k in ["run", "publish", "validate", *names]}
+    lags = {q: [] for q in names}
     try:
-        out = os.path.join(work, "run")
-        began = time.perf_counter()
-        subprocess.run([PRESSING, "run", album, "--out", out, "--quiet"], check=True)
-        run_wall = time.perf_counter() - began
+        # Interleaved rounds, medians: the machine's other load moves every figure alike.
+        for r in range(args.rounds):
+            # Without the fleet: `pressing run`, then `pressing publish` into a store folder
+            # (what the fleet's workers deliver is a published store).
+            out, store = os.path.join(work, f"run-{r}"), os.path.join(work, f"store-{r}")
+            began = time.perf_counter()
+            subprocess.run([PRESSING, "run", album, "--out", out, "--quiet"], check=True)
+            walls["run"].append(time.perf_counter() - began)
+            began = time.perf_counter()
+            subprocess.run([PRESSING, "publish", out, store, "--quiet"], check=True,
+                           stdout=subprocess.DEVNULL)
+            walls["publish"].append(time.perf_counter() - began)
+            shutil.rmtree(out)
+            shutil.rmtree(store)
+            # What submit does before anything reaches the fleet: the label-side validation.
+            began = time.perf_counter()
+            subprocess.run([PRESSING, "validate", album, "--quiet"], check=True,
+                           stdout=subprocess.DEVNULL)
+            walls["validate"].append(time.perf_counter() - began)
+            for name in names:
+                d = os.path.join(work, f"{name}-{r}")
+                os.makedirs(d)
+                nats = None
+                if name == "nats":
+                    nats, spec = start_nats(work, r)
+                else:
+                    spec = f"sqlite:{os.path.join(d, 'q.db')}"
+                try:
+                    f = fleet(spec, [album], d)
+                finally:
+                    if nats:
+                        nats.terminate()
+                        nats.wait()
+                walls[name].append(f["wall_seconds"])
+                lags[name] += f["queue_latency_ms"]
+                shutil.rmtree(d)
+        run_wall, publish_wall = median(walls["run"]), median(walls["publish"])
+        baseline = run_wall + publish_wall
         report["run_wall_seconds"] = round(run_wall, 2)
-        # What submit does before anything reaches the fleet: the label-side validation.
-        began = time.perf_counter()
-        subprocess.run([PRESSING, "validate", album, "--quiet"], check=True,
-                       stdout=subprocess.DEVNULL)
-        validate = time.perf_counter() - began
-        report["validate_seconds"] = round(validate, 2)
-        queues = []
-        if args.queue in ("sqlite", "both"):
-            queues.append(("sqlite", lambda d: f"sqlite:{os.path.join(d, 'q.db')}", None))
-        nats = None
-        if args.queue in ("nats", "both"):
-            port = free_port()
-            js = os.path.join(work, "js")
-            nats = subprocess.Popen([tool("nats-server"), "-js", f"-sd={js}", "-a=127.0.0.1",
-                                     f"-p={port}"], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            time.sleep(1)
-            queues.append(("nats", lambda d, p=port: f"nats://127.0.0.1:{p}", None))
-        for name, spec, _ in queues:
-            d = os.path.join(work, name)
-            os.makedirs(d)
-            r = fleet(spec(d), [album], d)
-            r["overhead"] = round(r["wall_seconds"] / run_wall - 1, 4)
-            # The fleet's own share: queue, upload, download, status, publish into the store.
-            r["overhead_after_validation"] = round(
-                (r["wall_seconds"] - validate) / run_wall - 1, 4)
-            report[f"fleet_{name}"] = r
-        # One job per track, two workers with half the cores each.
-        name, spec, _ = queues[0]
+        report["publish_wall_seconds"] = round(publish_wall, 2)
+        report["validate_seconds"] = round(median(walls["validate"]), 2)
+        report["walls"] = {k: [round(x, 2) for x in v] for k, v in walls.items()}
+        for name in names:
+            wall = median(walls[name])
+            report[f"fleet_{name}"] = {
+                "wall_seconds": round(wall, 2),
+                # The fleet's own cost (validation at submit, upload, queue, download,
+                # status) over `run` + `publish` of the same album.
+                "overhead": round(wall / baseline - 1, 4),
+                "over_run_alone": round(wall / run_wall - 1, 4),
+                "queue_latency_ms": sorted(lags[name]),
+            }
+        # One job per track, two workers with half the cores each (one round).
+        name = names[0]
         d = os.path.join(work, f"per-track-{name}")
         os.makedirs(d)
+        nats = None
+        if name == "nats":
+            nats, spec = start_nats(work, "per-track")
+        else:
+            spec = f"sqlite:{os.path.join(d, 'q.db')}"
         tracks = sorted(os.path.join(album, f) for f in os.listdir(album) if f.endswith(".flac"))
-        r = fleet(spec(d), tracks, d, jobs_per_worker=max(1, (os.cpu_count() or 2) // 2))
+        try:
+            r = fleet(spec, tracks, d, jobs_per_worker=max(1, (os.cpu_count() or 2) // 2))
+        finally:
+            if nats:
+                nats.terminate()
         r["against_one_album_job"] = round(
             r["wall_seconds"] / report[f"fleet_{name}"]["wall_seconds"], 3)
         report[f"per_track_jobs_{name}"] = r
-        if nats:
-            nats.terminate()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(report, indent=2))

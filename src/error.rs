@@ -29,6 +29,9 @@ pub enum Error {
     Queue(#[from] QueueError),
     #[error("track {track:?}: the catalog rejected the notification (a 4xx other than 429; the package is published, and the same notification would be rejected again)")]
     CatalogRejected { track: String },
+    /// The run was asked to stop (a worker's grace period ran out) before it finished.
+    #[error("stopped before the run finished")]
+    Stopped,
     #[error("{path:?}: {message} ({fix})")]
     Input {
         path: PathBuf,
@@ -58,6 +61,8 @@ pub mod exit {
     pub const UNAVAILABLE: u8 = 69;
     /// Internal failure: an encoder or the pipeline itself.
     pub const INTERNAL: u8 = 70;
+    /// Stopped before the end; running it again will finish.
+    pub const TEMPFAIL: u8 = 75;
     /// Cannot write the output, read a package, or the store refused a checksum.
     pub const OUTPUT: u8 = 74;
     /// The catalog receiver rejected the notification (a 4xx other than 429); the package
@@ -72,7 +77,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Publish(e) => e.is_retryable(),
-            Error::Queue(_) => true,
+            Error::Queue(_) | Error::Stopped => true,
             _ => matches!(
                 self,
                 Error::Output { .. }
@@ -94,6 +99,7 @@ impl Error {
                 | StoreErrorKind::Refused => exit::UNAVAILABLE,
             },
             Error::Publish(PublishError::Notify(_)) | Error::Queue(_) => exit::UNAVAILABLE,
+            Error::Stopped => exit::TEMPFAIL,
             Error::CatalogRejected { .. } => exit::REJECTED,
             Error::Publish(PublishError::NotPublished { .. }) => exit::BAD_INPUT,
             Error::Output { .. } | Error::Package(PackageError::Write { .. }) => exit::OUTPUT,

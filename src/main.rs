@@ -230,6 +230,7 @@ fn validate(
         all_gapless: false,
         metadata,
         writes_output: false,
+        measured: None,
     };
     let (_, report) = pressing::ingest::validate::validate(&inputs, opts);
     if json {
@@ -289,6 +290,7 @@ fn run(args: RunArgs) -> ExitCode {
         jobs,
         gapless,
         allow_lossy,
+        measured: None,
     };
     let report = match pipeline::run(&opts, &Progress::new()) {
         Ok(r) => r,

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use crate::catalog::{self, CatalogRecord};
 use crate::error::Error;
 use crate::ingest::metadata::ReleaseMetadata;
-use crate::ingest::validate::{validate, ValidateOptions};
+use crate::ingest::validate::{validate, Measured, ValidateOptions};
 use crate::ingest::{MasterFormat, TrackSource};
 use crate::ladder::Ladder;
 use crate::layout;
@@ -44,6 +44,9 @@ pub struct RunOptions {
     pub gapless: bool,
     /// Accept lossy masters with a warning.
     pub allow_lossy: bool,
+    /// An earlier decode pass of these masters (a fleet job's): validation reuses it
+    /// instead of decoding every master once more.
+    pub measured: Option<std::sync::Arc<Measured>>,
 }
 
 /// A track ready to transcode: its master's format and the renditions that apply.
@@ -67,6 +70,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
                 all_gapless: opts.gapless,
                 metadata: None,
                 writes_output: true,
+                measured: opts.measured.clone(),
             },
         )
     });

@@ -50,6 +50,7 @@ fn job(id: &str, priority: Priority) -> Job {
         allow_lossy: false,
         priority,
         submitted_ms: fleet::now_ms(),
+        measured: None,
     }
 }
 
@@ -229,6 +230,11 @@ fn worker_to(
     catalog: &str,
     extra: &[String],
 ) -> Child {
+    let grace = if extra.iter().any(|a| a == "--grace") {
+        &[][..]
+    } else {
+        &["--grace", "30"][..]
+    };
     pressing_env(&[
         "worker",
         "--queue",
@@ -241,9 +247,8 @@ fn worker_to(
         scratch.to_str().unwrap(),
         "--catalog-url",
         catalog,
-        "--grace",
-        "30",
     ])
+    .args(grace)
     .args(extra)
     .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -288,6 +293,14 @@ fn statuses(queue: &str, ids: &[String]) -> Vec<Value> {
     let o = pressing_env(&args).output().unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     v["jobs"].as_array().unwrap().clone()
+}
+
+/// Every job of `ids` is published (status lists one entry per track).
+fn all_published(queue: &str, ids: &[String]) -> bool {
+    let s = statuses(queue, ids);
+    ids.iter()
+        .all(|id| s.iter().any(|e| e["id"] == id.as_str()))
+        && s.iter().all(|e| e["state"] == "published")
 }
 
 fn sigterm(child: &mut Child) -> std::process::ExitStatus {
@@ -348,35 +361,43 @@ fn two_workers_press_three_releases(queue: &str, name: &str) {
         serde_json::from_slice::<Value>(&o.stdout).unwrap()
     };
     let submitted = submit();
-    let ids: Vec<String> = submitted["jobs"]
+    // One entry per track; the tracks of a release share its job.
+    let entries: Vec<(String, String, String)> = submitted["jobs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|j| j["id"].as_str().unwrap().to_string())
+        .map(|j| {
+            let f = |k: &str| j[k].as_str().unwrap().to_string();
+            (f("id"), f("track"), f("state"))
+        })
         .collect();
-    assert_eq!(ids.len(), 3);
+    let mut ids: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "{entries:?}");
+    assert_eq!(entries.len(), 6, "{entries:?}");
+    assert!(entries.iter().all(|e| e.2 == "queued"), "{entries:?}");
     let mut workers: Vec<Child> = (0..2)
         .map(|_| worker(queue, &incoming, &out, &scratch, &catalog.url))
         .collect();
     wait_for("three jobs published", Duration::from_secs(300), || {
-        statuses(queue, &ids)
-            .iter()
-            .filter(|s| s["state"] == "published")
-            .count()
-            == 3
+        all_published(queue, &ids)
     });
     // A re-submit is a no-op that prints the same ids.
     let again = submit();
-    let again: Vec<(&str, &str)> = again["jobs"]
+    let again: Vec<(&str, &str, &str)> = again["jobs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|j| (j["id"].as_str().unwrap(), j["state"].as_str().unwrap()))
+        .map(|j| {
+            let f = |k: &str| j[k].as_str().unwrap();
+            (f("id"), f("track"), f("state"))
+        })
         .collect();
     assert_eq!(
         again,
-        ids.iter()
-            .map(|i| (i.as_str(), "published"))
+        entries
+            .iter()
+            .map(|(i, t, _)| (i.as_str(), t.as_str(), "published"))
             .collect::<Vec<_>>()
     );
     std::thread::sleep(Duration::from_secs(2));
@@ -419,6 +440,12 @@ fn two_workers_press_three_releases(queue: &str, name: &str) {
     tracks.dedup();
     assert_eq!(n, tracks.len(), "a track notified twice: {tracks:?}");
     assert_eq!(n, 6, "{tracks:?}");
+    let mut listed: Vec<&str> = entries.iter().map(|e| e.1.as_str()).collect();
+    listed.sort();
+    assert_eq!(
+        listed, tracks,
+        "the tracks submit listed are the tracks notified"
+    );
     assert!(r.iter().all(|n| n.signature_ok));
     assert!(
         std::fs::read_dir(&scratch).unwrap().next().is_none(),
@@ -546,10 +573,33 @@ fn killed_workers_lose_nothing(queue: &str, name: &str) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect();
+    // pressing's own lines each name the worker; the job's lines, the job.
+    let own: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("pressing"))
+        })
+        .collect();
     assert!(
-        lines
-            .iter()
-            .any(|l| l["job"] == id.as_str() && l["message"] == "published"),
+        own.iter().all(|l| l["span"]["worker"]
+            .as_str()
+            .is_some_and(|w| w.contains('-'))),
+        "{log}"
+    );
+    for message in ["claimed release", "published"] {
+        assert!(
+            own.iter().any(|l| l["span"]["job"] == id.as_str()
+                && l["message"].as_str().unwrap().starts_with(message)),
+            "{message}: {log}"
+        );
+    }
+    assert!(
+        own.iter().any(|l| l["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("stopping: no new jobs")),
         "{log}"
     );
     let s = &statuses(queue, std::slice::from_ref(&id))[0];
@@ -691,11 +741,7 @@ fn a_cluster_node_killed_mid_run_loses_no_job_and_does_none_twice() {
     std::thread::sleep(Duration::from_secs(3));
     nodes[0].restart();
     wait_for("every job published", Duration::from_secs(300), || {
-        statuses(&queue, &ids)
-            .iter()
-            .filter(|s| s["state"] == "published")
-            .count()
-            == ids.len()
+        all_published(&queue, &ids)
     });
     for w in &mut workers {
         assert!(sigterm(w).success());
@@ -710,6 +756,87 @@ fn a_cluster_node_killed_mid_run_loses_no_job_and_does_none_twice() {
     tracks.dedup();
     assert_eq!(before, tracks.len(), "a track notified twice: {tracks:?}");
     assert_eq!(tracks.len(), 7, "{tracks:?}");
+}
+
+/// SIGTERM in the middle of an encode. With a grace period of 1 s the encode is stopped and
+/// the job handed back: exit 0, nothing in the output store, no notification, scratch
+/// cleaned, the job queued again. With a long grace the next worker, stopped the same way,
+/// finishes the job first: exit 0, published, one entry. JetStream counts the hand-back
+/// (a NAK) as a delivery, the queue file does not: `next` is the next claim's attempt.
+fn sigterm_mid_job_hands_back_or_finishes(queue: &str, name: &str, next: u32) {
+    let dir = tmp(name);
+    let (incoming, out, scratch) = (dir.join("incoming"), dir.join("out"), dir.join("scratch"));
+    let master = long_master(name, 240);
+    let catalog = Receiver::start(&[]);
+    let id = submit_one(queue, &master, &incoming);
+    let out_s = out.to_str().unwrap();
+    let encoding = |attempt: u32| {
+        wait_for("the job encoding", Duration::from_secs(120), || {
+            let s = &statuses(queue, std::slice::from_ref(&id))[0];
+            s["state"] == "running"
+                && s["attempts"] == attempt
+                && s["progress"].as_f64().unwrap_or(0.0) > 0.12
+        });
+    };
+    let grace = |s: &str| ["--grace".to_string(), s.to_string()];
+    let mut w = worker_to(queue, &incoming, out_s, &scratch, &catalog.url, &grace("1"));
+    encoding(1);
+    assert!(
+        sigterm(&mut w).success(),
+        "exit 0 after handing the job back"
+    );
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut w.stderr.take().unwrap(), &mut log).unwrap();
+    // Stopped in the middle of the encode (0.1 downloaded .. 0.9 encoded), not after it.
+    let at: f64 = log
+        .split("handed back (stopping) at ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no hand-back in {log}"));
+    assert!(at < 85.0, "handed back only after the encode: {at}%");
+    let s = &statuses(queue, std::slice::from_ref(&id))[0];
+    assert_eq!(s["state"], "queued", "{s}");
+    assert_eq!(s["attempts"], next - 1, "{s}");
+    assert!(
+        !out.exists() || files(&out).is_empty(),
+        "published something: {:?}",
+        files(&out).keys()
+    );
+    assert!(catalog.received().is_empty());
+    assert!(
+        std::fs::read_dir(&scratch).unwrap().next().is_none(),
+        "scratch left behind"
+    );
+    let mut w = worker_to(
+        queue,
+        &incoming,
+        out_s,
+        &scratch,
+        &catalog.url,
+        &grace("600"),
+    );
+    encoding(next);
+    assert!(sigterm(&mut w).success(), "exit 0 after finishing the job");
+    let s = &statuses(queue, std::slice::from_ref(&id))[0];
+    assert_eq!(s["state"], "published", "{s}");
+    assert_eq!(catalog.received().len(), 1);
+    assert!(files(&out)
+        .keys()
+        .any(|k| k == &format!("{name}/catalog.json")));
+}
+
+#[test]
+fn sigterm_mid_job_on_nats_hands_the_job_back_or_finishes_it() {
+    let n = nats("sigterm");
+    sigterm_mid_job_hands_back_or_finishes(&format!("{}?lease=3", n.url()), "sigterm-nats", 2);
+}
+
+#[test]
+fn sigterm_mid_job_on_one_queue_file_hands_the_job_back_or_finishes_it() {
+    let dir = tmp("sigterm-sqlite-queue");
+    let queue = format!("sqlite:{}?lease=3", dir.join("q.db").display());
+    sigterm_mid_job_hands_back_or_finishes(&queue, "sigterm-sqlite", 1);
 }
 
 /// The output store goes down while a job encodes: its publish fails, the job is retried

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pressing::error::exit;
-use pressing::fleet::worker::{self, Metrics, Services, WorkerEvents, WorkerOptions};
+use pressing::fleet::worker::{self, Metrics, Services, WorkerOptions};
 use pressing::fleet::{self, submit, JobState, JobStatus, Priority, Queue};
 use pressing::ladder::Ladder;
 
@@ -128,8 +128,22 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// `{"jobs": [{"id", "track", "state", …}]}`: one entry per track. A release is the unit of
+/// work, so the tracks of one release share its job id and state.
 fn jobs_json(statuses: &[JobStatus]) -> serde_json::Value {
-    serde_json::json!({ "jobs": statuses })
+    let entries: Vec<serde_json::Value> = statuses
+        .iter()
+        .flat_map(|s| {
+            let mut job = serde_json::to_value(s).expect("a status serialises");
+            job.as_object_mut().map(|o| o.remove("tracks"));
+            s.tracks.iter().map(move |t| {
+                let mut entry = job.clone();
+                entry["track"] = t.as_str().into();
+                entry
+            })
+        })
+        .collect();
+    serde_json::json!({ "jobs": entries })
 }
 
 fn print_status(s: &JobStatus) {
@@ -299,30 +313,21 @@ pub fn status(args: StatusArgs) -> ExitCode {
     }
 }
 
-#[derive(Clone)]
-struct Logs {
-    format: LogFormat,
-    worker: String,
-}
-
-impl WorkerEvents for Logs {
-    fn event(&self, job: Option<&str>, level: &str, message: &str) {
-        let line = match self.format {
-            LogFormat::Json => serde_json::json!({
-                "ts_ms": fleet::now_ms(),
-                "level": level,
-                "worker": self.worker,
-                "job": job,
-                "message": message,
-            })
-            .to_string(),
-            LogFormat::Text => match job {
-                Some(j) => format!("{level:<5} job={j} {message}"),
-                None => format!("{level:<5} {message}"),
-            },
-        };
-        eprintln!("{line}");
-    }
+/// The worker's logs on standard error: text, or one JSON object per line. Each line of a
+/// job carries its id (the `job` span), and every line the worker's name.
+fn init_logs(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO);
+    let _ = match format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 fn host_name() -> String {
@@ -428,7 +433,7 @@ fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<Atomic
 }
 
 /// SIGTERM and SIGINT set `stop` (a second one exits at once).
-fn on_stop_signals(stop: Arc<AtomicBool>, logs: Logs) {
+fn on_stop_signals(stop: Arc<AtomicBool>, span: tracing::Span) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -449,10 +454,9 @@ fn on_stop_signals(stop: Arc<AtomicBool>, logs: Logs) {
                 if stop.swap(true, Ordering::SeqCst) {
                     std::process::exit(exit::OK.into());
                 }
-                logs.event(
-                    None,
-                    "info",
-                    "stopping: no new jobs; the running ones finish or are handed back",
+                tracing::info!(
+                    parent: &span,
+                    "stopping: no new jobs; the running ones finish or are handed back"
                 );
             }
         });
@@ -479,10 +483,9 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
         .name
         .clone()
         .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
-    let logs = Logs {
-        format: args.log_format,
-        worker: name.clone(),
-    };
+    init_logs(args.log_format);
+    let span = tracing::info_span!("worker", worker = %name);
+    let _entered = span.enter();
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(true));
     if let Some(addr) = &args.metrics {
@@ -495,7 +498,7 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
-    on_stop_signals(stop.clone(), logs.clone());
+    on_stop_signals(stop.clone(), span.clone());
     let scratch = args.scratch.clone().unwrap_or_else(|| {
         std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
@@ -513,16 +516,12 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
         grace: Duration::from_secs(args.grace),
         max_jobs: args.max_jobs,
     };
-    logs.event(
-        None,
-        "info",
-        &format!(
-            "worker {name} on {} ({} job(s) at a time): {} -> {}",
-            queue.name(),
-            opts.concurrency,
-            args.store,
-            args.out
-        ),
+    tracing::info!(
+        "worker {name} on {} ({} job(s) at a time): {} -> {}",
+        queue.name(),
+        opts.concurrency,
+        args.store,
+        args.out
     );
     let services = Services {
         queue: &*queue,
@@ -531,25 +530,21 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
         notifier: &*notifier,
     };
     let started = Instant::now();
-    let result = worker::run(&services, &opts, &stop, &metrics, &logs);
+    let result = worker::run(&services, &opts, &stop, &metrics);
     ready.store(false, Ordering::SeqCst);
     let m = &metrics;
-    logs.event(
-        None,
-        "info",
-        &format!(
-            "stopped after {:.0} s: {} published, {} retried, {} dead, {} handed back",
-            started.elapsed().as_secs_f64(),
-            m.published.load(Ordering::Relaxed),
-            m.retried.load(Ordering::Relaxed),
-            m.dead.load(Ordering::Relaxed),
-            m.released.load(Ordering::Relaxed)
-        ),
+    tracing::info!(
+        "stopped after {:.0} s: {} published, {} retried, {} dead, {} handed back",
+        started.elapsed().as_secs_f64(),
+        m.published.load(Ordering::Relaxed),
+        m.retried.load(Ordering::Relaxed),
+        m.dead.load(Ordering::Relaxed),
+        m.released.load(Ordering::Relaxed)
     );
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            progress::error(e.to_string());
+            tracing::error!("{e}");
             ExitCode::from(e.exit_code())
         }
     }

@@ -15,6 +15,7 @@
 //! - [`submit`]: validate, upload masters to the incoming store, enqueue.
 //! - [`worker`]: claim, heartbeat, download, run, publish, then ack, retry or dead-letter.
 
+pub mod measured;
 pub mod nats;
 pub mod sqlite;
 pub mod submit;
@@ -90,6 +91,10 @@ pub struct Job {
     pub priority: Priority,
     /// Milliseconds since the Unix epoch at submit (queue lag).
     pub submitted_ms: u64,
+    /// Submit's decode pass (loudness, length, the analyzer's findings): the worker reuses
+    /// it instead of decoding every master twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<measured::JobMeasurements>,
 }
 
 /// Where a job is in its life.

@@ -351,7 +351,6 @@ impl Queue for NatsQueue {
                 s.state = JobState::Queued;
                 s.worker = None;
                 s.progress = None;
-                s.attempts = s.attempts.saturating_sub(1);
             })
             .await?;
             self.ack(&lease, AckKind::Nak(None)).await

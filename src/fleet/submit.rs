@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::measured::JobMeasurements;
 use super::{now_ms, Job, JobFile, JobStatus, Priority, Queue};
 use crate::error::Error;
-use crate::ingest::validate::{validate, ValidateOptions};
+use crate::ingest::validate::{validate, Measured, ValidateOptions};
 use crate::ladder::Ladder;
 use crate::layout::{self, Artifact, ArtifactKind};
 use crate::publish::{Store, Upload, UploadProgress};
@@ -68,6 +69,7 @@ pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>)
             all_gapless: opts.gapless,
             metadata: None,
             writes_output: true,
+            measured: None,
         },
     );
     if validation.has_errors() {
@@ -130,6 +132,7 @@ pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>)
         allow_lossy: opts.allow_lossy,
         priority: opts.priority,
         submitted_ms: now_ms(),
+        measured: Measured::of(&validation).map(|m| JobMeasurements::new(&m)),
     };
     Ok((job, paths))
 }

@@ -58,11 +58,6 @@ pub struct Metrics {
     pub claimed: AtomicU64,
 }
 
-/// What the worker tells its host (the CLI's logs), with the job's id.
-pub trait WorkerEvents: Sync {
-    fn event(&self, job: Option<&str>, level: &str, message: &str);
-}
-
 /// The shared services a worker runs against.
 pub struct Services<'a> {
     pub queue: &'a dyn Queue,
@@ -106,7 +101,6 @@ pub fn run(
     opts: &WorkerOptions,
     stop: &AtomicBool,
     metrics: &Metrics,
-    events: &dyn WorkerEvents,
 ) -> Result<(), Error> {
     std::fs::create_dir_all(&opts.scratch).map_err(|source| Error::Output {
         path: opts.scratch.clone(),
@@ -114,11 +108,7 @@ pub fn run(
     })?;
     let removed = clean_scratch(&opts.scratch);
     if removed > 0 {
-        events.event(
-            None,
-            "info",
-            &format!("removed {removed} scratch folder(s) of killed runs"),
-        );
+        tracing::info!("removed {removed} scratch folder(s) of killed runs");
     }
     let taken = AtomicU64::new(0);
     let stopped_at: Mutex<Option<Instant>> = Mutex::new(None);
@@ -126,56 +116,56 @@ pub fn run(
     std::thread::scope(|s| {
         for slot in 0..opts.concurrency.max(1) {
             let (taken, stopped_at, fatal) = (&taken, &stopped_at, &fatal);
-            s.spawn(move || loop {
-                if stop.load(Ordering::SeqCst) || fatal.lock().unwrap().is_some() {
-                    return;
-                }
-                if let Some(max) = opts.max_jobs {
-                    if taken.fetch_add(1, Ordering::SeqCst) >= max {
+            s.spawn(move || {
+                let worker = format!("{}/{slot}", opts.name);
+                let _span = tracing::info_span!("worker", worker = %worker).entered();
+                loop {
+                    if stop.load(Ordering::SeqCst) || fatal.lock().unwrap().is_some() {
                         return;
                     }
-                }
-                let worker = format!("{}/{slot}", opts.name);
-                let lease = match services.queue.claim(&worker, Duration::from_secs(1)) {
-                    Ok(Some(l)) => l,
-                    Ok(None) => {
-                        if let Some(max) = opts.max_jobs {
-                            let _ = max;
-                            taken.fetch_sub(1, Ordering::SeqCst);
+                    if let Some(max) = opts.max_jobs {
+                        if taken.fetch_add(1, Ordering::SeqCst) >= max {
+                            return;
                         }
-                        continue;
                     }
-                    Err(e) => {
-                        events.event(None, "warn", &e.to_string());
-                        if opts.max_jobs.is_some() {
-                            taken.fetch_sub(1, Ordering::SeqCst);
+                    let lease = match services.queue.claim(&worker, Duration::from_secs(1)) {
+                        Ok(Some(l)) => l,
+                        Ok(None) => {
+                            if opts.max_jobs.is_some() {
+                                taken.fetch_sub(1, Ordering::SeqCst);
+                            }
+                            continue;
                         }
-                        std::thread::sleep(Duration::from_secs(1));
-                        continue;
+                        Err(e) => {
+                            tracing::warn!("{e}");
+                            if opts.max_jobs.is_some() {
+                                taken.fetch_sub(1, Ordering::SeqCst);
+                            }
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
+                        }
+                    };
+                    metrics.claimed.fetch_add(1, Ordering::Relaxed);
+                    metrics
+                        .lag_millis
+                        .fetch_add(lease.lag_ms, Ordering::Relaxed);
+                    let grace_over = || {
+                        stop.load(Ordering::SeqCst)
+                            && stopped_at
+                                .lock()
+                                .unwrap()
+                                .get_or_insert_with(Instant::now)
+                                .elapsed()
+                                > opts.grace
+                    };
+                    if let Err(e) = one_job(services, opts, &worker, lease, metrics, &grace_over) {
+                        tracing::error!("{e}");
+                        if matches!(e, Error::Queue(_)) {
+                            continue;
+                        }
+                        *fatal.lock().unwrap() = Some(e);
+                        return;
                     }
-                };
-                metrics.claimed.fetch_add(1, Ordering::Relaxed);
-                metrics
-                    .lag_millis
-                    .fetch_add(lease.lag_ms, Ordering::Relaxed);
-                let grace_over = || {
-                    stop.load(Ordering::SeqCst)
-                        && stopped_at
-                            .lock()
-                            .unwrap()
-                            .get_or_insert_with(Instant::now)
-                            .elapsed()
-                            > opts.grace
-                };
-                if let Err(e) =
-                    one_job(services, opts, &worker, lease, metrics, events, &grace_over)
-                {
-                    events.event(None, "error", &e.to_string());
-                    if matches!(e, Error::Queue(_)) {
-                        continue;
-                    }
-                    *fatal.lock().unwrap() = Some(e);
-                    return;
                 }
             });
         }
@@ -186,15 +176,22 @@ pub fn run(
     }
 }
 
-/// Progress of the running job, for the heartbeat: frames done of frames declared.
-#[derive(Default)]
-struct JobProgress {
+/// Progress of the running job, for the heartbeat (frames done of frames declared), and
+/// the pipeline's question whether to stop (a stop was asked for and the grace is over).
+struct JobProgress<'a> {
     total: AtomicU64,
     done: Mutex<std::collections::HashMap<String, u64>>,
     done_sum: AtomicU64,
+    grace_over: &'a GraceOver<'a>,
 }
 
-impl ProgressSink for JobProgress {
+/// Whether a stop was asked for and the grace period is over.
+type GraceOver<'a> = dyn Fn() -> bool + Sync + 'a;
+
+impl ProgressSink for JobProgress<'_> {
+    fn cancelled(&self) -> bool {
+        (self.grace_over)()
+    }
     fn track_started(&self, _track: &str, total: Option<u64>, _rate: u32) {
         self.total.fetch_add(total.unwrap_or(0), Ordering::Relaxed);
     }
@@ -206,7 +203,7 @@ impl ProgressSink for JobProgress {
     }
 }
 
-impl JobProgress {
+impl JobProgress<'_> {
     /// 0.1 downloaded .. 0.9 encoded .. 1 published.
     fn fraction(&self) -> f64 {
         let total = self.total.load(Ordering::Relaxed);
@@ -223,26 +220,28 @@ fn one_job(
     worker: &str,
     lease: Lease,
     metrics: &Metrics,
-    events: &dyn WorkerEvents,
-    grace_over: &dyn Fn() -> bool,
+    grace_over: &GraceOver,
 ) -> Result<(), Error> {
-    let id = lease.job.id.clone();
-    events.event(
-        Some(&id),
-        "info",
-        &format!(
-            "claimed release {} ({} track(s), attempt {} of {MAX_ATTEMPTS}, {} ms after submit)",
-            lease.job.release,
-            lease.job.tracks.len(),
-            lease.attempts,
-            lease.lag_ms
-        ),
+    // Every line logged for the job, on any of its threads, carries its id.
+    let span = tracing::info_span!("job", job = %lease.job.id, worker = %worker);
+    let _entered = span.enter();
+    tracing::info!(
+        "claimed release {} ({} track(s), attempt {} of {MAX_ATTEMPTS}, {} ms after submit)",
+        lease.job.release,
+        lease.job.tracks.len(),
+        lease.attempts,
+        lease.lag_ms
     );
     let scratch = opts
         .scratch
         .join(format!("{}.{}", lease.job.id, std::process::id()));
     metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let progress = JobProgress::default();
+    let progress = JobProgress {
+        total: AtomicU64::new(0),
+        done: Mutex::default(),
+        done_sum: AtomicU64::new(0),
+        grace_over,
+    };
     let finished = AtomicBool::new(false);
     let outcome = std::thread::scope(|s| {
         // The heartbeat: in-progress acks (or a lease renewal) while the job runs.
@@ -255,7 +254,7 @@ fn one_job(
                         .queue
                         .heartbeat(&lease, worker, progress.fraction())
                     {
-                        events.event(Some(&lease.job.id), "warn", &e.to_string());
+                        tracing::warn!(parent: &span, "heartbeat: {e}");
                     }
                     next = Instant::now() + every;
                 }
@@ -268,7 +267,7 @@ fn one_job(
         finished.store(true, Ordering::SeqCst);
         match o {
             Ok(true) => Outcome::Published,
-            Ok(false) => Outcome::Released,
+            Ok(false) | Err(Error::Stopped) => Outcome::Released,
             Err(e) => Outcome::Failed(e),
         }
     });
@@ -278,12 +277,15 @@ fn one_job(
         Outcome::Published => {
             services.queue.complete(lease, worker)?;
             metrics.published.fetch_add(1, Ordering::Relaxed);
-            events.event(Some(&id), "info", "published");
+            tracing::info!("published");
         }
         Outcome::Released => {
             services.queue.release(lease)?;
             metrics.released.fetch_add(1, Ordering::Relaxed);
-            events.event(Some(&id), "info", "handed back (stopping)");
+            tracing::info!(
+                "handed back (stopping) at {:.0}% of the job",
+                progress.fraction() * 100.0
+            );
         }
         Outcome::Failed(e) => {
             let code = e.exit_code();
@@ -292,19 +294,11 @@ fn one_job(
                 let delay = retry_delay(lease.attempts);
                 services.queue.retry(lease, delay, code, &message)?;
                 metrics.retried.fetch_add(1, Ordering::Relaxed);
-                events.event(
-                    Some(&id),
-                    "warn",
-                    &format!("failed, retry in {} s: {message}", delay.as_secs()),
-                );
+                tracing::warn!("failed, retry in {} s: {message}", delay.as_secs());
             } else {
                 services.queue.dead(lease, code, &message)?;
                 metrics.dead.fetch_add(1, Ordering::Relaxed);
-                events.event(
-                    Some(&id),
-                    "error",
-                    &format!("dead-lettered (exit code {code}): {message}"),
-                );
+                tracing::error!("dead-lettered (exit code {code}): {message}");
             }
         }
     }
@@ -323,7 +317,7 @@ fn press_steps(
     scratch: &Path,
     progress: &JobProgress,
     metrics: &Metrics,
-    grace_over: &dyn Fn() -> bool,
+    grace_over: &GraceOver,
 ) -> Result<bool, Error> {
     let bytes: u64 = job.files.iter().map(|f| f.size).sum();
     if bytes > opts.scratch_limit {
@@ -382,6 +376,18 @@ fn press_steps(
     if grace_over() {
         return Ok(false);
     }
+    // Every file's SHA-256 was checked above: submit measured these very bytes.
+    let measured = job.measured.as_ref().and_then(|m| m.usable());
+    match (&job.measured, &measured) {
+        (_, Some(_)) => {
+            tracing::info!("downloaded and checked; reusing submit's loudness measurement")
+        }
+        (Some(m), None) => tracing::info!(
+            "downloaded and checked; measuring again (measured by pressing {})",
+            m.version
+        ),
+        (None, None) => tracing::info!("downloaded and checked; measuring"),
+    }
     let ladder = Ladder::parse(Path::new(&job.ladder_name), &job.ladder)?;
     let out = scratch.join("out");
     let threads = opts.threads.or_else(|| {
@@ -399,6 +405,7 @@ fn press_steps(
         jobs: threads,
         gapless: job.gapless,
         allow_lossy: job.allow_lossy,
+        measured: measured.map(std::sync::Arc::new),
     };
     // Each track's `source` names where its master is for the fleet: the incoming store.
     let sources: std::collections::HashMap<String, String> = job

@@ -36,6 +36,23 @@ pub const LONG_TRACK_SECONDS: f64 = 60.0 * 60.0;
 /// ReplayGain 2.0 reference loudness (LUFS).
 pub const REPLAYGAIN_REFERENCE_LUFS: f64 = -18.0;
 
+/// Every finding code [`Analyzer::finish`] can give: what a carried measurement's findings
+/// are checked against (an unknown code, from another version, means measure again).
+pub const FINDING_CODES: &[&str] = &[
+    "master.loudness",
+    "master.silent",
+    "master.leading-silence",
+    "master.trailing-silence",
+    "master.clipping-severe",
+    "master.clipping",
+    "master.dc-offset",
+    "master.true-peak-over",
+    "master.true-peak",
+    "master.too-short-to-measure",
+    "master.too-short",
+    "master.too-long",
+];
+
 /// Loudness of a track or an album.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Loudness {
@@ -389,6 +406,23 @@ mod tests {
     //! The EBU Tech 3341 / 3342 cases that can be synthesised from their published
     //! descriptions: 1 kHz sines at given levels, in sequences, on stereo channels.
     use super::*;
+
+    #[test]
+    fn every_finding_code_of_the_analyzer_is_listed() {
+        let source = include_str!("analysis.rs");
+        let end = source.find("#[cfg(test)]").unwrap();
+        let mut codes: Vec<&str> = source[..end]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| s.starts_with("master.") && !s.contains(' '))
+            .collect();
+        codes.sort();
+        codes.dedup();
+        let mut listed = super::FINDING_CODES.to_vec();
+        listed.sort();
+        assert_eq!(codes, listed);
+    }
 
     const RATE: u32 = 48000;
 

@@ -4,7 +4,9 @@
 //! `pressing validate` prints this; `pressing run` runs it first and refuses a release with an
 //! error before encoding anything.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ebur128::EbuR128;
 use rayon::prelude::*;
@@ -33,6 +35,52 @@ pub struct ValidateOptions {
     /// The tracks will be written out (`run`): two tracks with one id would share an output
     /// folder, which is an error. `validate` alone checks each file and lets them be.
     pub writes_output: bool,
+    /// What an earlier decode pass of these very masters measured (a fleet job carries
+    /// submit's): each master's header is still checked, but it is not decoded again.
+    /// Ignored unless it covers every track.
+    pub measured: Option<Arc<Measured>>,
+}
+
+/// A decode pass's results for a release, to be reused by a later validation of the same
+/// bytes (the caller checks that they are the same, by digest).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Measured {
+    /// By track id.
+    pub tracks: HashMap<String, MeasuredTrack>,
+    /// By album index.
+    pub albums: Vec<Option<Loudness>>,
+}
+
+/// One master's decode pass: its length, its loudness and what the analyzer found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeasuredTrack {
+    pub frames: u64,
+    pub loudness: Loudness,
+    /// The decode pass's findings (warnings: a release with an error is never measured for
+    /// reuse), without the file, which is the track's.
+    pub findings: Vec<Finding>,
+}
+
+impl Measured {
+    /// What `validate` measured, for reuse; `None` unless every track decoded.
+    pub fn of(report: &ValidationReport) -> Option<Measured> {
+        let tracks = report
+            .tracks
+            .iter()
+            .map(|t| {
+                Some((
+                    t.id.clone(),
+                    MeasuredTrack {
+                        frames: t.duration_samples,
+                        loudness: t.loudness.clone()?,
+                        findings: t.decode_findings.clone(),
+                    },
+                ))
+            })
+            .collect::<Option<HashMap<_, _>>>()?;
+        let albums = report.albums.iter().map(|a| a.loudness.clone()).collect();
+        Some(Measured { tracks, albums })
+    }
 }
 
 /// One master's results.
@@ -50,6 +98,9 @@ pub struct MasterCheck {
     pub loudness: Option<Loudness>,
     /// Index into `albums`.
     pub album: usize,
+    /// The findings of the decode pass alone (also in the report's `findings`).
+    #[serde(skip)]
+    pub decode_findings: Vec<Finding>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -89,6 +140,8 @@ struct Decoded {
     loudness: Option<Loudness>,
     meter: Option<EbuR128>,
     findings: Vec<Finding>,
+    /// How many of `findings`, at the end, the decode pass made.
+    decode_findings: usize,
 }
 
 /// Validate the inputs. The release is returned even when there are errors (for reporting);
@@ -237,15 +290,26 @@ fn finish(
         }
     }
 
+    let measured = opts
+        .measured
+        .clone()
+        .filter(|m| tracks.iter().all(|t| m.tracks.contains_key(&t.id)));
     let decoded: Vec<Decoded> = tracks
         .par_iter()
-        .map(|t| check_master(&t.path, &opts))
+        .map(|t| match &measured {
+            Some(m) => reuse_measurement(&t.path, &opts, &m.tracks[&t.id]),
+            None => check_master(&t.path, &opts),
+        })
         .collect();
 
     for p in &programmes {
         check_gapless(p, &tracks, &decoded, &mut findings);
     }
     for (a, album) in albums.iter_mut().enumerate() {
+        if let Some(m) = &measured {
+            album.loudness = m.albums.get(a).cloned().flatten();
+            continue;
+        }
         let meters: Vec<&EbuR128> = decoded
             .iter()
             .zip(&albums_of)
@@ -259,6 +323,7 @@ fn finish(
     let mut checks = Vec::with_capacity(tracks.len());
     for ((t, d), album) in tracks.iter_mut().zip(decoded).zip(&albums_of) {
         t.format = d.format.clone();
+        let decode_findings = d.findings[d.findings.len() - d.decode_findings..].to_vec();
         findings.extend(d.findings);
         checks.push(MasterCheck {
             id: t.id.clone(),
@@ -271,6 +336,7 @@ fn finish(
             duration_samples: d.frames,
             loudness: d.loudness,
             album: *album,
+            decode_findings,
         });
     }
     let errors = findings
@@ -372,6 +438,7 @@ fn check_master(path: &Path, opts: &ValidateOptions) -> Decoded {
         loudness: None,
         meter: None,
         findings: Vec::new(),
+        decode_findings: 0,
     };
     let mut reader = match MasterReader::open(path, true) {
         Ok(r) => r,
@@ -381,17 +448,58 @@ fn check_master(path: &Path, opts: &ValidateOptions) -> Decoded {
         }
     };
     let f = reader.format().clone();
+    check_format(path, &f, opts, &mut out.findings);
+    let header_findings = out.findings.len();
+    decode_master(path, f, &mut reader, &mut out);
+    out.decode_findings = out.findings.len() - header_findings;
+    out
+}
+
+/// A master measured before: its header is read and checked, its decode pass's results are
+/// taken from `m`.
+fn reuse_measurement(path: &Path, opts: &ValidateOptions, m: &MeasuredTrack) -> Decoded {
+    let mut out = Decoded {
+        format: None,
+        frames: m.frames,
+        loudness: Some(m.loudness.clone()),
+        meter: None,
+        findings: Vec::new(),
+        decode_findings: m.findings.len(),
+    };
+    match MasterReader::open(path, false) {
+        Ok(reader) => {
+            let f = reader.format().clone();
+            check_format(path, &f, opts, &mut out.findings);
+            out.format = Some(f);
+        }
+        Err(e) => out.findings.push(e.to_finding()),
+    }
+    let file = path.display().to_string();
+    out.findings.extend(m.findings.iter().map(|f| Finding {
+        file: file.clone(),
+        ..f.clone()
+    }));
+    out
+}
+
+/// The policy checks of a master's declared format.
+fn check_format(
+    path: &Path,
+    f: &MasterFormat,
+    opts: &ValidateOptions,
+    findings: &mut Vec<Finding>,
+) {
     if f.is_lossy() {
         let message = format!("{} is a lossy format: a master must be lossless", f.codec);
         let fix = "deliver the lossless master (or run with --allow-lossy)";
-        out.findings.push(if opts.allow_lossy {
+        findings.push(if opts.allow_lossy {
             Finding::warning("master.lossy", path, message, fix)
         } else {
             Finding::error("master.lossy", path, message, fix)
         });
     }
     if f.sample_rate < MIN_SAMPLE_RATE {
-        out.findings.push(Finding::error(
+        findings.push(Finding::error(
             "master.sample-rate",
             path,
             format!(
@@ -402,7 +510,7 @@ fn check_master(path: &Path, opts: &ValidateOptions) -> Decoded {
         ));
     }
     if f.kind == SampleKind::Int && f.bits_per_sample < MIN_BITS && !f.is_lossy() {
-        out.findings.push(Finding::error(
+        findings.push(Finding::error(
             "master.bit-depth",
             path,
             format!(
@@ -413,7 +521,7 @@ fn check_master(path: &Path, opts: &ValidateOptions) -> Decoded {
         ));
     }
     if ![1, 2, 6, 8].contains(&f.channels) {
-        out.findings.push(Finding::warning(
+        findings.push(Finding::warning(
             "master.channel-layout",
             path,
             format!(
@@ -424,13 +532,18 @@ fn check_master(path: &Path, opts: &ValidateOptions) -> Decoded {
         ));
     }
     if f.streaming_header {
-        out.findings.push(Finding::warning(
+        findings.push(Finding::warning(
             "master.streaming-header",
             path,
             "the header's size fields are 0xFFFFFFFF (written while streaming); the audio was read to the end of the file".into(),
             "re-save the file so its header holds the real sizes",
         ));
     }
+}
+
+/// The decode pass: every sample through the analyzer (loudness, clipping, silence), and the
+/// FLAC MD5 check.
+fn decode_master(path: &Path, f: MasterFormat, reader: &mut MasterReader, out: &mut Decoded) {
     let mut analyzer = match Analyzer::new(f.channels, f.sample_rate) {
         Ok(a) => a,
         Err(message) => {
@@ -440,7 +553,7 @@ fn check_master(path: &Path, opts: &ValidateOptions) -> Decoded {
                 message,
                 "report this master",
             ));
-            return out;
+            return;
         }
     };
     // The loudness meter runs on its own thread, fed copies of the decoded chunks, so a
@@ -492,7 +605,7 @@ fn check_master(path: &Path, opts: &ValidateOptions) -> Decoded {
         out.findings.push(finding);
         out.format = Some(f);
         out.frames = reader.frames_read();
-        return out;
+        return;
     }
     if reader.verification() == Some(false) {
         out.findings.push(Finding::error(
@@ -509,7 +622,6 @@ fn check_master(path: &Path, opts: &ValidateOptions) -> Decoded {
     out.loudness = Some(loudness);
     out.meter = Some(meter);
     out.format = Some(f);
-    out
 }
 
 fn check_gapless(

@@ -41,6 +41,11 @@ pub trait ProgressSink: Sync {
     /// Master frames of the track decoded (and handed to every encoder) so far.
     fn track_advanced(&self, _track: &str, _frames: u64) {}
     fn track_finished(&self, _track: &str) {}
+    /// Whether the run should stop now: asked once per second of audio decoded; `true`
+    /// ends the run with [`Error::Stopped`].
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A sink that reports nothing.
@@ -152,6 +157,9 @@ impl Producer<'_> {
     ) -> Result<Option<Prepared>, Error> {
         if self.done {
             return Ok(None);
+        }
+        if progress.cancelled() {
+            return Err(Error::Stopped);
         }
         let frames = CHUNK_SECONDS * self.reader.format().sample_rate as usize;
         let mut chunk: Vec<f32> = Vec::with_capacity((frames + 8192) * self.channels);
