@@ -222,7 +222,8 @@ fn one_job(
     metrics: &Metrics,
     grace_over: &GraceOver,
 ) -> Result<(), Error> {
-    // Every line logged for the job, on any of its threads, carries its id.
+    // Every line the job logs (this thread, and the heartbeat's, which names it as parent)
+    // carries its id.
     let span = tracing::info_span!("job", job = %lease.job.id, worker = %worker);
     let _entered = span.enter();
     tracing::info!(
