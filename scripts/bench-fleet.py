@@ -10,7 +10,8 @@ workers on one queue (the SQLite file, and a nats-server 2.15.1 with JetStream s
 for the round), then `pressing submit --wait` of the album. Both stores are local folders,
 so the difference is the fleet's own cost (validation at submit, the upload into the
 incoming store, the queue, the download, the status bucket), not a network's. R rounds
-(default 3), interleaved; the figures are medians.
+(default 3), interleaved (the queues take turns at going first, and every measurement
+starts with the disk written back); the figures are medians.
 
 Then the unit-of-work question: the same 12 masters submitted as 12 single-track jobs to the
 two workers (each worker given half the cores), against the album as one job.
@@ -63,6 +64,7 @@ def fleet(queue, releases, work, jobs_per_worker=None, bare=False):
                                  "--out", out, "--scratch", scratch, *extra],
                                 stderr=logs[i], stdout=subprocess.DEVNULL) for i in range(2)]
     time.sleep(1.5)  # both idle and polling
+    settle()
     began = time.perf_counter()
     # `submit --wait` follows the jobs in-process (a status read every 100 ms) to the end.
     o = subprocess.run([PRESSING, "submit", *releases, "--queue", queue, "--store", incoming,
@@ -86,6 +88,13 @@ def fleet(queue, releases, work, jobs_per_worker=None, bare=False):
             lags += [int(m) for m in re.findall(r"attempt 1 of \d+, (\d+) ms after submit",
                                                 f.read())]
     return {"wall_seconds": round(wall, 2), "jobs": len(ids), "queue_latency_ms": sorted(lags)}
+
+
+def settle():
+    """Write back what the previous measurement left dirty, so that it is not charged to the
+    next one (a run writes some 100 MB of masters, segments and copies)."""
+    os.sync()
+    time.sleep(0.5)
 
 
 def median(xs):
@@ -125,9 +134,11 @@ def main():
             # Without the fleet: `pressing run`, then `pressing publish` into a store folder
             # (what the fleet's workers deliver is a published store).
             out, store = os.path.join(work, f"run-{r}"), os.path.join(work, f"store-{r}")
+            settle()
             began = time.perf_counter()
             subprocess.run([PRESSING, "run", album, "--out", out, "--quiet"], check=True)
             walls["run"].append(time.perf_counter() - began)
+            settle()
             began = time.perf_counter()
             subprocess.run([PRESSING, "publish", out, store, "--quiet"], check=True,
                            stdout=subprocess.DEVNULL)
@@ -135,11 +146,13 @@ def main():
             shutil.rmtree(out)
             shutil.rmtree(store)
             # What submit does before anything reaches the fleet: the label-side validation.
+            settle()
             began = time.perf_counter()
             subprocess.run([PRESSING, "validate", album, "--quiet"], check=True,
                            stdout=subprocess.DEVNULL)
             walls["validate"].append(time.perf_counter() - began)
-            for name in names:
+            # The queues take turns at going first.
+            for name in names[r % len(names):] + names[:r % len(names)]:
                 d = os.path.join(work, f"{name}-{r}")
                 os.makedirs(d)
                 nats = None

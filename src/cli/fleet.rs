@@ -433,7 +433,7 @@ fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<Atomic
 }
 
 /// SIGTERM and SIGINT set `stop` (a second one exits at once).
-fn on_stop_signals(stop: Arc<AtomicBool>, span: tracing::Span) {
+fn on_stop_signals(stop: Arc<worker::Stop>, span: tracing::Span) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -451,7 +451,7 @@ fn on_stop_signals(stop: Arc<AtomicBool>, span: tracing::Span) {
             };
             loop {
                 futures_util::future::select(Box::pin(term.recv()), Box::pin(int.recv())).await;
-                if stop.swap(true, Ordering::SeqCst) {
+                if stop.request() {
                     std::process::exit(exit::OK.into());
                 }
                 tracing::info!(
@@ -497,7 +497,7 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
             }
         }
     }
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(worker::Stop::default());
     on_stop_signals(stop.clone(), span.clone());
     let scratch = args.scratch.clone().unwrap_or_else(|| {
         std::env::var_os("XDG_CACHE_HOME")

@@ -95,6 +95,15 @@ pub struct Job {
     /// it instead of decoding every master twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured: Option<measured::JobMeasurements>,
+    /// Attempts spent before this message of the job: a job handed back at a stop is
+    /// enqueued afresh on JetStream (where a NAK would count as a delivery) and carries the
+    /// attempts of its earlier message.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts_before: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Where a job is in its life.

@@ -9,7 +9,9 @@
 //!   otherwise; renewed by in-progress acks every third of it), max_deliver `MAX_ATTEMPTS + 1`. The extra delivery is how a job
 //!   whose worker died on its last attempt leaves the work queue: the worker that receives
 //!   it records it dead and terminates it (a work-queue stream would keep it otherwise).
-//!   Retries are NAKs with a growing delay ([`super::retry_delay`]).
+//!   Retries are NAKs with a growing delay ([`super::retry_delay`]). A hand-back at a stop
+//!   is not a NAK (that would spend a delivery) but the job published again, carrying its
+//!   attempts ([`Job::attempts_before`]), and the delivered message acked.
 //! - Stream [`DEAD_STREAM`] (subject `pressing.dead`, limits retention): one message per
 //!   dead-lettered job, with the job, its code and message.
 //! - Key-value bucket [`STATUS_BUCKET`]: each job's [`JobStatus`] under its id; `status`
@@ -243,7 +245,7 @@ impl Queue for NatsQueue {
                     }
                     continue;
                 };
-                let attempts = m.info().map(|i| i.delivered.max(1) as u32).unwrap_or(1);
+                let delivered = m.info().map(|i| i.delivered.max(1) as u32).unwrap_or(1);
                 let job: Job = match serde_json::from_slice(&m.payload) {
                     Ok(j) => j,
                     Err(e) => {
@@ -262,11 +264,11 @@ impl Queue for NatsQueue {
                 };
                 let lease = Lease {
                     lag_ms: now_ms().saturating_sub(job.submitted_ms),
+                    attempts: job.attempts_before + delivered,
                     job,
-                    attempts,
                     handle: LeaseHandle::Nats(Box::new(m)),
                 };
-                if attempts > MAX_ATTEMPTS {
+                if lease.attempts > MAX_ATTEMPTS {
                     let message = format!(
                         "gave up after {MAX_ATTEMPTS} attempts (the last worker stopped without a result)"
                     );
@@ -345,15 +347,27 @@ impl Queue for NatsQueue {
             .block_on(self.dead_async(&lease, code, message))
     }
 
+    /// A hand-back is not an attempt, but JetStream counts a NAK as a delivery. So the job
+    /// is published again as a new message carrying the attempts spent so far, then the
+    /// delivered one is acked. A worker killed between the two leaves both (the old one comes
+    /// back after AckWait): delivery is at-least-once, and a job done twice changes nothing.
     fn release(&self, lease: Lease) -> Result<(), QueueError> {
         self.runtime.block_on(async {
+            let job = Job {
+                attempts_before: lease.attempts.saturating_sub(1),
+                ..lease.job.clone()
+            };
+            let body = serde_json::to_vec(&job).expect("a job serialises");
+            let msg_id = format!("{}.back.{}.{}", job.id, lease.attempts, now_ms());
             self.updated(&lease, |s| {
                 s.state = JobState::Queued;
                 s.worker = None;
                 s.progress = None;
+                s.attempts = job.attempts_before;
             })
             .await?;
-            self.ack(&lease, AckKind::Nak(None)).await
+            self.publish(subject(job.priority), &msg_id, body).await?;
+            self.ack(&lease, AckKind::Ack).await
         })
     }
 

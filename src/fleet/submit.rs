@@ -6,6 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::measured::JobMeasurements;
@@ -81,33 +82,36 @@ pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>)
     if folder && metadata.is_file() {
         paths.push(metadata);
     }
-    let mut files = Vec::with_capacity(paths.len());
+    // Every file hashed at once, a core each.
+    let mut files = paths
+        .par_iter()
+        .map(|p| {
+            let name = if folder {
+                p.strip_prefix(input).unwrap_or(p)
+            } else {
+                Path::new(p.file_name().unwrap_or_default())
+            }
+            .to_string_lossy()
+            .replace('\\', "/");
+            let io = |e: std::io::Error| Error::Input {
+                path: p.clone(),
+                message: format!("cannot read: {e}"),
+                fix: "check the file's permissions",
+            };
+            Ok(JobFile {
+                name,
+                key: String::new(),
+                size: std::fs::metadata(p).map_err(io)?.len(),
+                sha256: file_sha256(p).map_err(io)?,
+            })
+        })
+        .collect::<Result<Vec<JobFile>, Error>>()?;
     let mut id = Sha256::new();
     id.update(b"pressing-job-1\0");
-    for p in &paths {
-        let name = if folder {
-            p.strip_prefix(input).unwrap_or(p)
-        } else {
-            Path::new(p.file_name().unwrap_or_default())
-        }
-        .to_string_lossy()
-        .replace('\\', "/");
-        let io = |e: std::io::Error| Error::Input {
-            path: p.clone(),
-            message: format!("cannot read: {e}"),
-            fix: "check the file's permissions",
-        };
-        let size = std::fs::metadata(p).map_err(io)?.len();
-        let sha256 = file_sha256(p).map_err(io)?;
-        for part in [name.as_bytes(), b"\0", sha256.as_bytes(), b"\0"] {
+    for f in &files {
+        for part in [f.name.as_bytes(), b"\0", f.sha256.as_bytes(), b"\0"] {
             id.update(part);
         }
-        files.push(JobFile {
-            name,
-            key: String::new(),
-            size,
-            sha256,
-        });
     }
     id.update(opts.ladder.text.as_bytes());
     id.update([u8::from(opts.gapless), u8::from(opts.allow_lossy)]);
@@ -133,6 +137,7 @@ pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>)
         priority: opts.priority,
         submitted_ms: now_ms(),
         measured: Measured::of(&validation).map(|m| JobMeasurements::new(&m)),
+        attempts_before: 0,
     };
     Ok((job, paths))
 }

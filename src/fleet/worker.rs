@@ -10,8 +10,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
 
 use super::{retry_delay, Job, Lease, Queue, MAX_ATTEMPTS};
 use crate::error::Error;
@@ -95,11 +97,31 @@ pub fn clean_scratch(scratch: &Path) -> usize {
     removed
 }
 
-/// Run until `stop` is set (or `max_jobs` are done): `concurrency` job loops.
+/// A stop asked for (SIGTERM, SIGINT), and when: the grace period counts from the signal.
+#[derive(Debug, Default)]
+pub struct Stop(OnceLock<Instant>);
+
+impl Stop {
+    /// Ask for a stop; true if one had been asked for already.
+    pub fn request(&self) -> bool {
+        self.0.set(Instant::now()).is_err()
+    }
+
+    pub fn requested(&self) -> bool {
+        self.0.get().is_some()
+    }
+
+    /// A stop was asked for more than `grace` ago.
+    pub fn past(&self, grace: Duration) -> bool {
+        self.0.get().is_some_and(|at| at.elapsed() > grace)
+    }
+}
+
+/// Run until a stop is asked for (or `max_jobs` are done): `concurrency` job loops.
 pub fn run(
     services: &Services,
     opts: &WorkerOptions,
-    stop: &AtomicBool,
+    stop: &Stop,
     metrics: &Metrics,
 ) -> Result<(), Error> {
     std::fs::create_dir_all(&opts.scratch).map_err(|source| Error::Output {
@@ -111,16 +133,15 @@ pub fn run(
         tracing::info!("removed {removed} scratch folder(s) of killed runs");
     }
     let taken = AtomicU64::new(0);
-    let stopped_at: Mutex<Option<Instant>> = Mutex::new(None);
     let fatal: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|s| {
         for slot in 0..opts.concurrency.max(1) {
-            let (taken, stopped_at, fatal) = (&taken, &stopped_at, &fatal);
+            let (taken, fatal) = (&taken, &fatal);
             s.spawn(move || {
                 let worker = format!("{}/{slot}", opts.name);
                 let _span = tracing::info_span!("worker", worker = %worker).entered();
                 loop {
-                    if stop.load(Ordering::SeqCst) || fatal.lock().unwrap().is_some() {
+                    if stop.requested() || fatal.lock().unwrap().is_some() {
                         return;
                     }
                     if let Some(max) = opts.max_jobs {
@@ -149,15 +170,7 @@ pub fn run(
                     metrics
                         .lag_millis
                         .fetch_add(lease.lag_ms, Ordering::Relaxed);
-                    let grace_over = || {
-                        stop.load(Ordering::SeqCst)
-                            && stopped_at
-                                .lock()
-                                .unwrap()
-                                .get_or_insert_with(Instant::now)
-                                .elapsed()
-                                > opts.grace
-                    };
+                    let grace_over = || stop.past(opts.grace);
                     if let Err(e) = one_job(services, opts, &worker, lease, metrics, &grace_over) {
                         tracing::error!("{e}");
                         if matches!(e, Error::Queue(_)) {
@@ -339,40 +352,14 @@ fn press_steps(
         source,
     })?;
     let started = Instant::now();
-    let mut bare = None;
-    for f in &job.files {
-        let to = folder.join(&f.name);
-        if let Some(dir) = to.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Output {
-                path: dir.to_owned(),
-                source,
-            })?;
-        }
-        let missing = || Error::Input {
-            path: PathBuf::from(services.incoming.locator(&f.key)),
-            message: "the job's file is not in the incoming store".into(),
-            fix: "submit the release again",
-        };
-        services
-            .incoming
-            .download(&f.key, &to)?
-            .ok_or_else(missing)?;
-        let sha = super::submit::file_sha256(&to).map_err(|source| Error::Output {
-            path: to.clone(),
-            source,
-        })?;
-        if sha != f.sha256 {
-            return Err(Error::Input {
-                path: PathBuf::from(services.incoming.locator(&f.key)),
-                message: format!(
-                    "the file in the incoming store changed after submit (SHA-256 {sha}, the job says {})",
-                    f.sha256
-                ),
-                fix: "submit the release again from its masters",
-            });
-        }
-        bare = Some(to);
-    }
+    // Every file at once (a store serves several requests in parallel; checking a hash is
+    // a core's work).
+    let fetched = job
+        .files
+        .par_iter()
+        .map(|f| fetch_checked(services.incoming, f, &folder.join(&f.name)))
+        .collect::<Result<Vec<PathBuf>, Error>>()?;
+    let bare = fetched.last().cloned();
     add_millis(&metrics.download_millis, started);
     if grace_over() {
         return Ok(false);
@@ -476,4 +463,35 @@ fn relabel_source(path: &Path, source: &str) -> Result<(), Error> {
     let mut text = serde_json::to_string_pretty(&record).expect("JSON serialises");
     text.push('\n');
     std::fs::write(path, text).map_err(io)
+}
+
+/// Download one of a job's files to `to` and check that its SHA-256 is the one submit saw.
+fn fetch_checked(incoming: &dyn Store, f: &super::JobFile, to: &Path) -> Result<PathBuf, Error> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Output {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let missing = || Error::Input {
+        path: PathBuf::from(incoming.locator(&f.key)),
+        message: "the job's file is not in the incoming store".into(),
+        fix: "submit the release again",
+    };
+    incoming.download(&f.key, to)?.ok_or_else(missing)?;
+    let sha = super::submit::file_sha256(to).map_err(|source| Error::Output {
+        path: to.to_owned(),
+        source,
+    })?;
+    if sha != f.sha256 {
+        return Err(Error::Input {
+            path: PathBuf::from(incoming.locator(&f.key)),
+            message: format!(
+                "the file in the incoming store changed after submit (SHA-256 {sha}, the job says {})",
+                f.sha256
+            ),
+            fix: "submit the release again from its masters",
+        });
+    }
+    Ok(to.to_owned())
 }

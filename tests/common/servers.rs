@@ -88,6 +88,15 @@ fn weed_binary() -> PathBuf {
     tool("weed")
 }
 
+/// The pinned nats-server, or the one `PRESSING_NATS_SERVER` names (to run the fleet's
+/// tests against another build, Debian's 2.9.10 say).
+fn nats_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PRESSING_NATS_SERVER") {
+        return p.into();
+    }
+    tool("nats-server")
+}
+
 /// The first port the kernel hands out as a local (ephemeral) port: a listener port in that
 /// range can be taken by any outgoing connection between our check and the server's bind.
 fn ephemeral_low() -> u16 {
@@ -432,7 +441,26 @@ impl Nats {
 
     /// `n` nodes routed to each other (a JetStream cluster when n >= 3).
     pub fn cluster(name: &str, n: u16) -> Vec<Nats> {
-        let base = free_ports(2 * n);
+        // As for the store: a port taken between our check and the bind gives the nodes
+        // another range, at most three times.
+        let mut tries = 0;
+        loop {
+            let nodes = Nats::nodes(name, n, free_ports(2 * n));
+            let started: Vec<Result<(), String>> = nodes.iter().map(Nats::try_spawn).collect();
+            match started.into_iter().find_map(Result::err) {
+                None => return nodes,
+                Some(log) if tries < 2 && log.contains("address already in use") => {
+                    for node in nodes.iter().filter(|n| pid_alive(&n.pid_file).is_some()) {
+                        node.kill();
+                    }
+                    tries += 1;
+                }
+                Some(log) => panic!("{log}"),
+            }
+        }
+    }
+
+    fn nodes(name: &str, n: u16, base: u16) -> Vec<Nats> {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join("nats")
             .join(format!("{name}-{}", std::process::id()));
@@ -440,7 +468,7 @@ impl Nats {
         let routes: Vec<String> = (0..n)
             .map(|i| format!("nats://127.0.0.1:{}", base + n + i))
             .collect();
-        let nodes: Vec<Nats> = (0..n)
+        (0..n)
             .map(|i| {
                 let node = dir.join(format!("n{i}"));
                 std::fs::create_dir_all(&node).unwrap();
@@ -463,30 +491,24 @@ impl Nats {
                     args,
                 }
             })
-            .collect();
-        for node in &nodes {
-            node.spawn();
-        }
-        nodes
+            .collect()
     }
 
-    fn spawn(&self) {
-        spawn_watched(&tool("nats-server"), &self.args, &self.pid_file);
+    /// Start the node and wait until it listens; the log if it exits or never listens.
+    fn try_spawn(&self) -> Result<(), String> {
+        spawn_watched(&nats_binary(), &self.args, &self.pid_file);
         let deadline = Instant::now() + Duration::from_secs(30);
         let log = || std::fs::read_to_string(self.dir.join("nats.pid.log")).unwrap_or_default();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                pid_alive(&self.pid_file) != Some(false),
-                "nats-server exited: {}",
-                log()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen in 30 s: {}",
-                log()
-            );
+            if pid_alive(&self.pid_file) == Some(false) {
+                return Err(format!("nats-server exited: {}", log()));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("nats-server did not listen in 30 s: {}", log()));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 
     pub fn url(&self) -> String {
@@ -505,6 +527,8 @@ impl Nats {
     }
 
     pub fn restart(&self) {
-        self.spawn();
+        if let Err(log) = self.try_spawn() {
+            panic!("{log}");
+        }
     }
 }
