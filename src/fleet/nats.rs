@@ -467,19 +467,27 @@ async fn setup(js: &jetstream::Context, settings: QueueSettings) -> Result<Setup
     })
     .await
     .map_err(|e| format!("stream {DEAD_STREAM}: {e}"))?;
-    let status = match js.get_key_value(STATUS_BUCKET).await {
-        Ok(s) => s,
-        Err(_) => js
-            .create_key_value(kv::Config {
-                bucket: STATUS_BUCKET.into(),
-                history: 1,
-                storage: stream::StorageType::File,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| format!("key-value bucket {STATUS_BUCKET}: {e}"))?,
-    };
+    // The bucket's stream is made here with the settings `create_key_value` would give it
+    // (history 1, rollups, direct get, no deletes, discard new): that call first asks for
+    // the account's info, whose answer from a 2.9 server async-nats cannot read.
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{STATUS_BUCKET}"),
+        subjects: vec![format!("$KV.{STATUS_BUCKET}.>")],
+        max_messages_per_subject: 1,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("key-value bucket {STATUS_BUCKET}: {e}"))?;
+    let status = js
+        .get_key_value(STATUS_BUCKET)
+        .await
+        .map_err(|e| format!("key-value bucket {STATUS_BUCKET}: {e}"))?;
     let mut consumers = Vec::new();
     for p in [Priority::High, Priority::Normal] {
         // Create or update: the lease (AckWait) is the one this process was given

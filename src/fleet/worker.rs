@@ -495,3 +495,22 @@ fn fetch_checked(incoming: &dyn Store, f: &super::JobFile, to: &Path) -> Result<
     }
     Ok(to.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grace_counts_from_the_first_signal() {
+        let stop = Stop::default();
+        assert!(!stop.requested());
+        assert!(!stop.past(Duration::ZERO));
+        assert!(!stop.request(), "the first signal");
+        std::thread::sleep(Duration::from_millis(20));
+        // A second signal does not move the moment of the first.
+        assert!(stop.request());
+        assert!(stop.requested());
+        assert!(stop.past(Duration::from_millis(10)));
+        assert!(!stop.past(Duration::from_secs(3600)));
+    }
+}
