@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::ingest::validate::{validate, Measured, ValidateOptions};
 use crate::ladder::Ladder;
 use crate::layout::{self, Artifact, ArtifactKind};
-use crate::publish::{Store, Upload, UploadProgress};
+use crate::publish::{hex, Store, Upload, UploadProgress};
 
 /// Hex digits of a job id (96 bits).
 pub const JOB_ID_DIGITS: usize = 24;
@@ -42,7 +42,7 @@ pub struct Submitted {
 }
 
 /// Hex SHA-256 of a file, read in pieces.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+fn file_sha256(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -54,10 +54,6 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
         h.update(&buf[..n]);
     }
     Ok(hex(&h.finalize()))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Validate one release (a folder or a bare master) and describe it as a job, with the

@@ -478,11 +478,7 @@ fn fetch_checked(incoming: &dyn Store, f: &super::JobFile, to: &Path) -> Result<
         message: "the job's file is not in the incoming store".into(),
         fix: "submit the release again",
     };
-    incoming.download(&f.key, to)?.ok_or_else(missing)?;
-    let sha = super::submit::file_sha256(to).map_err(|source| Error::Output {
-        path: to.to_owned(),
-        source,
-    })?;
+    let sha = incoming.download(&f.key, to)?.ok_or_else(missing)?.sha256;
     if sha != f.sha256 {
         return Err(Error::Input {
             path: PathBuf::from(incoming.locator(&f.key)),

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use md5::{Digest, Md5};
 use rayon::prelude::*;
 
-use super::{BatchStats, ObjectInfo, Store, StoreError, StoreErrorKind, Upload, UploadProgress};
+use super::{
+    BatchStats, Downloaded, HashedFile, ObjectInfo, Store, StoreError, StoreErrorKind, Upload,
+    UploadProgress,
+};
 
 /// Files up to this size get an MD5 ETag in listings (entry manifests are far smaller).
 const ETAG_LIMIT: u64 = 1 << 20;
@@ -142,14 +145,25 @@ impl Store for LocalStore {
         }
     }
 
-    fn download(&self, key: &str, to: &Path) -> Result<Option<u64>, StoreError> {
-        match fs::copy(self.root.join(key), to) {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.root.join(key).exists() => {
-                Ok(None)
+    fn download(&self, key: &str, to: &Path) -> Result<Option<Downloaded>, StoreError> {
+        use std::io::Read as _;
+        let mut from = match fs::File::open(self.root.join(key)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.error(key, "download", e)),
+        };
+        let mut copy = || -> io::Result<Downloaded> {
+            let mut out = HashedFile::create(to)?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = from.read(&mut buf)?;
+                if n == 0 {
+                    return out.finish();
+                }
+                out.write(&buf[..n])?;
             }
-            Err(e) => Err(self.error(key, "download", e)),
-        }
+        };
+        copy().map(Some).map_err(|e| self.error(key, "download", e))
     }
 
     fn delete(&self, keys: &[String]) -> Result<u64, StoreError> {
@@ -202,6 +216,12 @@ mod tests {
         assert_eq!(listed["t/free-aac.m3u8"].etag, Some(md5));
         assert_eq!(store.get("t/free-aac.m3u8").unwrap().unwrap(), b"#EXTM3U\n");
         assert_eq!(store.get("t/none").unwrap(), None);
+        let copy = dir.join("copy.m3u8");
+        let got = store.download("t/free-aac.m3u8", &copy).unwrap().unwrap();
+        let sha256 = super::super::hex(&sha2::Sha256::digest(b"#EXTM3U\n"));
+        assert_eq!(got, Downloaded { size: 8, sha256 });
+        assert_eq!(fs::read(&copy).unwrap(), b"#EXTM3U\n");
+        assert_eq!(store.download("t/none", &copy).unwrap(), None);
         store.delete(&["t/free-aac.m3u8".into()]).unwrap();
         assert!(store.list("t/").unwrap().is_empty());
         assert!(!dir.join("store/t").exists());

@@ -171,9 +171,9 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Read a small object; `None` when it does not exist.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Stream an object into a local file, never holding it whole in memory; returns its
-    /// size, or `None` when it does not exist.
-    fn download(&self, key: &str, to: &std::path::Path) -> Result<Option<u64>, StoreError>;
+    /// Stream an object into a local file, never holding it whole in memory, hashing it as it
+    /// passes; `None` when it does not exist.
+    fn download(&self, key: &str, to: &std::path::Path) -> Result<Option<Downloaded>, StoreError>;
     /// Delete objects (absent ones are not an error); returns the requests made.
     fn delete(&self, keys: &[String]) -> Result<u64, StoreError>;
     /// Abort incomplete multipart uploads under `prefix` (left by a run that lost the store
@@ -349,8 +349,50 @@ impl DeliveryRecord {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What [`Store::download`] wrote: the object's size and SHA-256 (hex), taken as it streamed,
+/// so a caller checking the content does not read the file a second time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A download's local file, hashed as the bytes are written.
+struct HashedFile {
+    file: std::io::BufWriter<std::fs::File>,
+    hash: Sha256,
+    size: u64,
+}
+
+impl HashedFile {
+    fn create(path: &std::path::Path) -> std::io::Result<HashedFile> {
+        Ok(HashedFile {
+            file: std::io::BufWriter::new(std::fs::File::create(path)?),
+            hash: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        self.hash.update(bytes);
+        self.size += bytes.len() as u64;
+        self.file.write_all(bytes)
+    }
+
+    fn finish(mut self) -> std::io::Result<Downloaded> {
+        use std::io::Write as _;
+        self.file.flush()?;
+        Ok(Downloaded {
+            size: self.size,
+            sha256: hex(&self.hash.finalize()),
+        })
+    }
 }
 
 /// The idempotency key: a digest of the event, the track, what was published and where.

@@ -586,8 +586,11 @@ impl Store for S3Store {
         })
     }
 
-    fn download(&self, key: &str, to: &std::path::Path) -> Result<Option<u64>, StoreError> {
-        use std::io::Write as _;
+    fn download(
+        &self,
+        key: &str,
+        to: &std::path::Path,
+    ) -> Result<Option<super::Downloaded>, StoreError> {
         let shared = self.shared();
         let local = |e: std::io::Error| {
             StoreError::new(
@@ -601,8 +604,7 @@ impl Store for S3Store {
             let Some(mut out) = self.open_object(key).await? else {
                 return Ok(None);
             };
-            let mut file = std::io::BufWriter::new(File::create(to).map_err(local)?);
-            let mut size = 0u64;
+            let mut file = super::HashedFile::create(to).map_err(local)?;
             while let Some(chunk) = out.body.next().await {
                 let chunk = chunk.map_err(|e| {
                     StoreError::new(
@@ -612,11 +614,9 @@ impl Store for S3Store {
                         format!("download broke off: {e}"),
                     )
                 })?;
-                file.write_all(&chunk).map_err(local)?;
-                size += chunk.len() as u64;
+                file.write(&chunk).map_err(local)?;
             }
-            file.flush().map_err(local)?;
-            Ok(Some(size))
+            file.finish().map(Some).map_err(local)
         })
     }
 

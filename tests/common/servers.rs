@@ -81,20 +81,28 @@ fn tool(name: &str) -> PathBuf {
     PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
 }
 
-fn weed_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("PRESSING_WEED") {
-        return p.into();
+/// The pinned build of a server, or the one the environment variable names (`PRESSING_WEED`,
+/// `PRESSING_NATS_SERVER`: to run the tests against another build, Debian's nats-server 2.9.10
+/// say).
+fn tool_or(env: &str, name: &str) -> PathBuf {
+    match std::env::var_os(env) {
+        Some(p) => p.into(),
+        None => tool(name),
     }
-    tool("weed")
 }
 
-/// The pinned nats-server, or the one `PRESSING_NATS_SERVER` names (to run the fleet's
-/// tests against another build, Debian's 2.9.10 say).
-fn nats_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("PRESSING_NATS_SERVER") {
-        return p.into();
+/// Start a server on `ports` consecutive free ports. A port can still be taken between our
+/// check and the server's bind (by a server of another test binary): then the server gets
+/// another range, at most three times. `start` returns the server and its log if it failed.
+fn on_free_ports<S>(ports: u16, mut start: impl FnMut(u16) -> (S, Result<(), String>)) -> S {
+    let mut tries = 0;
+    loop {
+        match start(free_ports(ports)) {
+            (server, Ok(())) => return server,
+            (_, Err(log)) if tries < 2 && log.contains("address already in use") => tries += 1,
+            (_, Err(log)) => panic!("{log}"),
+        }
     }
-    tool("nats-server")
 }
 
 /// The first port the kernel hands out as a local (ephemeral) port: a listener port in that
@@ -150,23 +158,18 @@ impl Weed {
             { "name": "anonymous", "actions": ["Read"] }
         ]});
         std::fs::write(dir.join("s3.json"), config.to_string()).unwrap();
-        // A port can still be taken between our check and weed's bind (by a server of
-        // another test binary): then the store gets another range, at most three times.
-        let mut tries = 0;
-        loop {
-            let base = free_ports(12);
+        on_free_ports(12, |base| {
             let weed = Weed {
                 endpoint: format!("http://127.0.0.1:{}", base + 6),
                 base,
                 pid_file: dir.join("weed.pid"),
                 dir: dir.clone(),
             };
-            match weed.spawn() {
-                Ok(()) => return weed,
-                Err(log) if tries < 2 && log.contains("address already in use") => tries += 1,
-                Err(log) => panic!("SeaweedFS exited: {log}"),
-            }
-        }
+            let started = weed
+                .spawn()
+                .map_err(|log| format!("SeaweedFS exited: {log}"));
+            (weed, started)
+        })
     }
 
     fn spawn(&self) -> Result<(), String> {
@@ -194,7 +197,7 @@ impl Weed {
             "-s3.port.iceberg=0".into(),
             "-s3.port.lance=0".into(),
         ];
-        spawn_watched(&weed_binary(), &args, &self.pid_file);
+        spawn_watched(&tool_or("PRESSING_WEED", "weed"), &args, &self.pid_file);
         self.wait_ready()
     }
 
@@ -441,23 +444,19 @@ impl Nats {
 
     /// `n` nodes routed to each other (a JetStream cluster when n >= 3).
     pub fn cluster(name: &str, n: u16) -> Vec<Nats> {
-        // As for the store: a port taken between our check and the bind gives the nodes
-        // another range, at most three times.
-        let mut tries = 0;
-        loop {
-            let nodes = Nats::nodes(name, n, free_ports(2 * n));
-            let started: Vec<Result<(), String>> = nodes.iter().map(Nats::try_spawn).collect();
-            match started.into_iter().find_map(Result::err) {
-                None => return nodes,
-                Some(log) if tries < 2 && log.contains("address already in use") => {
-                    for node in nodes.iter().filter(|n| pid_alive(&n.pid_file).is_some()) {
-                        node.kill();
-                    }
-                    tries += 1;
+        on_free_ports(2 * n, |base| {
+            let nodes = Nats::nodes(name, n, base);
+            let started = nodes.iter().try_for_each(Nats::try_spawn);
+            if started.is_err() {
+                for node in nodes
+                    .iter()
+                    .filter(|n| pid_alive(&n.pid_file) == Some(true))
+                {
+                    node.kill();
                 }
-                Some(log) => panic!("{log}"),
             }
-        }
+            (nodes, started)
+        })
     }
 
     fn nodes(name: &str, n: u16, base: u16) -> Vec<Nats> {
@@ -496,7 +495,11 @@ impl Nats {
 
     /// Start the node and wait until it listens; the log if it exits or never listens.
     fn try_spawn(&self) -> Result<(), String> {
-        spawn_watched(&nats_binary(), &self.args, &self.pid_file);
+        spawn_watched(
+            &tool_or("PRESSING_NATS_SERVER", "nats-server"),
+            &self.args,
+            &self.pid_file,
+        );
         let deadline = Instant::now() + Duration::from_secs(30);
         let log = || std::fs::read_to_string(self.dir.join("nats.pid.log")).unwrap_or_default();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
