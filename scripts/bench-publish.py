@@ -35,7 +35,7 @@ def album(tracks, seconds):
     """N tone-and-noise masters, pressed once with the default ladder."""
     folder = os.path.join(BENCH, f"publish-album-{tracks}x{seconds}")
     out = folder + "-out"
-    if os.path.exists(os.path.join(out, "report.json")):
+    if os.path.exists(os.path.join(out, "index.json")):
         return out
     os.makedirs(folder, exist_ok=True)
     for n in range(tracks):
@@ -45,7 +45,7 @@ def album(tracks, seconds):
                             str(seconds), "sine", f"{200 + 40 * n}-{3000 + 100 * n}", "pinknoise",
                             "vol", "0.3"], check=True)
     subprocess.run([PRESSING, "run", folder, "--out", out], check=True, cwd=ROOT,
-                   stderr=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return out
 
 
@@ -137,7 +137,7 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], check=True, cwd=ROOT)
     package = album(args.tracks, args.seconds)
     files = [os.path.join(d, f) for d, _, fs in os.walk(package) for f in fs
-             if f != "report.json"]
+             if f != "index.json"]
     size = sum(os.path.getsize(f) for f in files)
     proc, endpoint = start_store()
     e = env(endpoint)
@@ -152,7 +152,7 @@ def main():
             first = timed([PRESSING, "publish", package, dest, *flags], e)
             again = timed([PRESSING, "publish", package, dest, *flags], e)
             rclone = timed(["rclone", "copy", package, f"bench:{BUCKET}/rclone-{i}",
-                            "--transfers", c, "--checkers", c, "--exclude", "report.json"], e)
+                            "--transfers", c, "--checkers", c, "--exclude", "index.json"], e)
             runs.append({"pressing": first, "republish": again, "rclone": rclone})
             print(json.dumps(runs[-1]), file=sys.stderr)
     finally:

@@ -4,8 +4,8 @@
   scripts/bench.py [--ci] [--seconds S] [--runs N] [--memory MINUTES,...] [--out FILE]
 
 Generates (and caches under target/bench/) a 24-bit / 96 kHz stereo master of S seconds
-(default 242, as in issue 4; --ci uses 180 s, under two minutes), then runs, interleaved N times
-(default 3):
+(default 242, as in issue 4; --ci uses 120 s: three runs of each tool in about two
+minutes), then runs, interleaved N times (default 3):
   - pressing run --ladder ladders/bench.toml (5 AAC-LC, 3 Opus, 2 FLAC rungs);
   - one FFmpeg CLI process encoding the same rungs and writing DASH + HLS
     (-f dash -hls_playlist 1).
@@ -124,7 +124,7 @@ def measure(cmd, timeline=None):
 
 def pressing_cmd(src, out):
     return [PRESSING, "run", "--ladder", os.path.join(ROOT, "ladders/bench.toml"),
-            "--out", out, src]
+            "--out", out, "--report", out + ".report.json", src]
 
 
 def ffmpeg_cmd(src, out):
@@ -152,7 +152,7 @@ def run_pair(src, runs):
             cmd = pressing_cmd(src, out) if tool == "pressing" else ffmpeg_cmd(src, out)
             results[tool].append(measure(cmd))
             if tool == "pressing":
-                with open(os.path.join(out, "report.json")) as f:
+                with open(out + ".report.json") as f:
                     stages.append(json.load(f)["stats"]["cpu_seconds"])
     return results, stages
 
@@ -181,7 +181,7 @@ def main():
                     help="also press an album of TRACKS 20 s masters and sample CPU use")
     ap.add_argument("--out", default=os.path.join(BENCH, "bench.json"))
     args = ap.parse_args()
-    seconds = args.seconds or (180 if args.ci else 242)
+    seconds = args.seconds or (120 if args.ci else 242)
     runs = args.runs or 3
     cores = os.cpu_count()
 

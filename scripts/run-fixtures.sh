@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the bundled fixtures: installs what it needs, builds, presses
-# fixtures/album and fixtures/gapless into out/ and prints where the report is.
+# fixtures/album and fixtures/gapless into out/ (its index.json lists what was pressed) and
+# prints the path of each track's catalog record.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

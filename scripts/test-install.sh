@@ -12,7 +12,7 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 fail() { echo "install: FAILED: $*" >&2; exit 1; }
 "$bin" run "$repo/fixtures/album/01-cd-stereo.wav" --out out --quiet || fail "pressing run from $work"
-python3 - out/report.json <<'PY' || fail "report.json"
+python3 - out/index.json <<'PY' || fail "index.json"
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["ladder"] == "music", r["ladder"]

@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
+use crate::exit;
 use crate::fleet::QueueError;
 use crate::ingest::validate::ValidationReport;
 use crate::ingest::IngestError;
 use crate::ladder::LadderError;
-use crate::package::PackageError;
+use crate::package::error::PackageError;
 use crate::publish::{PublishError, StoreErrorKind};
-use crate::report::ReportEntryError;
 use crate::transcode::TranscodeError;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +23,6 @@ pub enum Error {
     Package(#[from] PackageError),
     #[error(transparent)]
     Publish(#[from] PublishError),
-    #[error(transparent)]
-    Report(#[from] ReportEntryError),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error("track {track:?}: the catalog rejected the notification (a 4xx other than 429; the package is published, and the same notification would be rejected again)")]
@@ -49,29 +47,6 @@ pub enum Error {
     Internal(String),
 }
 
-/// Process exit statuses (sysexits.h), documented in the README.
-pub mod exit {
-    pub const OK: u8 = 0;
-    /// Command-line usage error.
-    pub const USAGE: u8 = 64;
-    /// Bad input: a master, the ladder or the release metadata.
-    pub const BAD_INPUT: u8 = 65;
-    /// A store or the catalog receiver cannot be reached, or failed after the retries; or
-    /// the bucket does not exist.
-    pub const UNAVAILABLE: u8 = 69;
-    /// Internal failure: an encoder or the pipeline itself.
-    pub const INTERNAL: u8 = 70;
-    /// Stopped before the end; running it again will finish.
-    pub const TEMPFAIL: u8 = 75;
-    /// Cannot write the output, read a package, or the store refused a checksum.
-    pub const OUTPUT: u8 = 74;
-    /// The catalog receiver rejected the notification (a 4xx other than 429); the package
-    /// is published.
-    pub const REJECTED: u8 = 76;
-    /// The store refused the credentials or the permission.
-    pub const PERMISSION: u8 = 77;
-}
-
 impl Error {
     /// Whether running the same job again may succeed (the worker retries these).
     pub fn is_retryable(&self) -> bool {
@@ -90,7 +65,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Ladder(_) | Error::Ingest(_) | Error::Rejected(_) => exit::BAD_INPUT,
-            Error::Input { .. } | Error::Report(_) => exit::BAD_INPUT,
+            Error::Input { .. } => exit::BAD_INPUT,
             Error::Publish(PublishError::Store(e)) => match e.kind {
                 StoreErrorKind::Denied => exit::PERMISSION,
                 StoreErrorKind::Local | StoreErrorKind::Integrity => exit::OUTPUT,

@@ -10,6 +10,7 @@
 //! <track>/<rendition>/<version>/seg-NNNNN.m4s
 //! <track>/<rendition>/<version>/index.m3u8
 //! <track>/notification.json               the catalog delivery record (store only)
+//! index.json                              the package index (local output folder only)
 //! ```
 //!
 //! `<version>` is a digest of the rendition's bytes (init and media segments): a rendition
@@ -28,15 +29,20 @@ pub fn master_key(job: &str, name: &str) -> String {
     format!("masters/{job}/{name}")
 }
 
-/// The run report, at the top of a local output folder.
-pub const REPORT: &str = "report.json";
+/// The package index, at the top of a local output folder (`report::PackageIndex`).
+pub const INDEX: &str = "index.json";
 
 /// Hex digits of the rendition digest kept in its version folder name (64 bits).
 pub const VERSION_DIGITS: usize = 16;
 
+/// Lowercase hex of a digest, as version folders, ETags and webhook ids spell it.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A rendition's version folder name, from the SHA-256 of its bytes.
 pub fn version_name(digest: &[u8]) -> String {
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex(digest);
     hex[..VERSION_DIGITS.min(hex.len())].to_string()
 }
 
@@ -83,6 +89,16 @@ pub fn track_key(track: &str, rel: &str) -> String {
 /// The track folder prefix of every key of a track (with its trailing `/`).
 pub fn track_prefix(track: &str) -> String {
     format!("{track}/")
+}
+
+/// Whether `key` names an object inside the folder `prefix` (no empty, `.` or `..` part): a
+/// key read from a file never leaves its track's folder.
+pub fn is_under(prefix: &str, key: &str) -> bool {
+    key.starts_with(prefix)
+        && key.len() > prefix.len()
+        && key
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// What an object is; also its upload order (segments first, the catalog record last).
@@ -170,6 +186,23 @@ mod tests {
         );
         assert_eq!(mpd("free"), "free.mpd");
         assert_eq!(track_prefix("qz"), "qz/");
+    }
+
+    #[test]
+    fn keys_read_from_a_file_stay_in_their_track_folder() {
+        assert!(is_under("qz/", "qz/free.mpd"));
+        assert!(is_under("qz/", "qz/aac-128/0123456789abcdef/init.mp4"));
+        for bad in [
+            "qz/",
+            "qy/free.mpd",
+            "qz/../qy/free.mpd",
+            "qz/./free.mpd",
+            "qz//free.mpd",
+            "/qz/free.mpd",
+            "qzz/free.mpd",
+        ] {
+            assert!(!is_under("qz/", bad), "{bad:?} is outside qz/");
+        }
     }
 
     #[test]

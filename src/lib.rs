@@ -6,7 +6,9 @@
 #![deny(unsafe_code)]
 
 pub mod catalog;
+pub mod dirs;
 pub mod error;
+pub mod exit;
 pub mod fleet;
 pub mod ingest;
 pub mod ladder;

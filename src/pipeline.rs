@@ -9,12 +9,13 @@
 //! Parallelism: programmes (a gapless album is one) run in parallel on a rayon pool; within a
 //! programme the engine runs every rendition on its own thread (`transcode::engine`).
 
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::catalog::{self, CatalogRecord};
+use crate::catalog::{CatalogRecord, Notification, NotificationKind};
 use crate::error::Error;
 use crate::ingest::metadata::ReleaseMetadata;
 use crate::ingest::validate::{validate, Measured, ValidateOptions};
@@ -24,7 +25,7 @@ use crate::layout;
 use crate::manifest;
 use crate::package::{self, LoudnessInfo, PackagedRendition, PackagerSink, RenditionPackager};
 use crate::publish::{self, CatalogNotifier, PublishOptions, Store, UploadProgress};
-use crate::report::{self, RunReport, RunStats, TrackReport};
+use crate::report::{self, PackageIndex, RunReport, RunStats, TrackReport};
 use crate::stats::{Stage, StageClock};
 use crate::transcode::engine::{self, EncodedTrack, ProgrammeTrack};
 use crate::transcode::{self, plan_renditions, RenditionPlan};
@@ -34,7 +35,10 @@ pub use crate::transcode::engine::{NoProgress, ProgressSink};
 /// Temporary folder under the output folder; tracks move into place only when all succeed.
 const STAGING_DIR: &str = ".pressing-staging";
 
-pub struct RunOptions {
+/// Where a package bound for a store is served: an object key's public URL or locator.
+pub type ServedAt<'a> = &'a (dyn Fn(&str) -> String + Sync);
+
+pub struct RunOptions<'a> {
     pub inputs: Vec<PathBuf>,
     pub ladder: Ladder,
     pub out: PathBuf,
@@ -47,6 +51,12 @@ pub struct RunOptions {
     /// An earlier decode pass of these masters (a fleet job's): validation reuses it
     /// instead of decoding every master once more.
     pub measured: Option<std::sync::Arc<Measured>>,
+    /// What the index and the catalog records call a master, by its path (the fleet's
+    /// incoming-store locator); a master not named here is called by its path.
+    pub sources: HashMap<PathBuf, String>,
+    /// Where the package will be served, when it is bound for a store: the catalog records
+    /// carry these URLs from their first write.
+    pub served_at: Option<ServedAt<'a>>,
 }
 
 /// A track ready to transcode: its master's format and the renditions that apply.
@@ -57,7 +67,8 @@ struct PlannedTrack {
     loudness: Option<LoudnessInfo>,
 }
 
-/// Run the whole pipeline: ingest, transcode, package, manifests, report.
+/// Run the whole pipeline: ingest, transcode, package, manifests, catalog records and the
+/// package index (`index.json`); returns the run's report.
 pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, Error> {
     transcode::init();
     let started = std::time::Instant::now();
@@ -125,7 +136,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
             .map(|(index, t)| {
                 let track = &planned[*index];
                 let album = release.albums[track.source.album].as_ref();
-                write_manifests(track, t, &staging, album)
+                write_manifests(track, t, &staging, album, opts)
             })
             .collect::<Result<Vec<_>, Error>>()?;
         publish_staged(&staging, &opts.out, &reports)?;
@@ -142,15 +153,16 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         threads: opts.jobs.unwrap_or_else(rayon::current_num_threads),
         cpu_seconds: clock.report(),
     };
-    Ok(RunReport {
-        stats,
+    let package = PackageIndex {
         warnings: validation.findings,
         ladder: opts.ladder.path.display().to_string(),
         gapless: release.is_gapless(),
         segment_seconds: opts.ladder.segment_seconds,
         tracks,
         skipped,
-    })
+    };
+    report::write_index(&opts.out, &package)?;
+    Ok(RunReport { package, stats })
 }
 
 /// Encode and package one programme; each track comes back with its index in `planned`.
@@ -200,17 +212,18 @@ fn write_manifests(
     track: &EncodedTrack<PackagedRendition>,
     staging: &Path,
     album: Option<&ReleaseMetadata>,
+    opts: &RunOptions,
 ) -> Result<TrackReport, Error> {
     let id = &planned.source.id;
     let dir = staging.join(id);
-    let write = |name: &str, text: &str| -> Result<(), Error> {
+    let write = |name: &str, text: &[u8]| -> Result<(), Error> {
         let path = dir.join(name);
         fs::write(&path, text).map_err(|source| Error::Output { path, source })
     };
     for (_, r) in &track.renditions {
         write(
             &manifest::media_playlist_path(r),
-            &manifest::create_media_playlist(r),
+            manifest::create_media_playlist(r).as_bytes(),
         )?;
     }
     let duration_seconds = track.frames as f64 / f64::from(planned.format.sample_rate);
@@ -221,16 +234,38 @@ fn write_manifests(
         .collect();
     let entries = manifest::create_entry_manifests(&members, duration_seconds);
     for e in &entries {
-        write(&e.path, &e.text)?;
+        write(&e.path, e.text.as_bytes())?;
     }
-    let report = report::track_report(
+    let mut report = report::track_report(
         &planned.source,
         &planned.format,
         planned.loudness.as_ref(),
         track,
         &entries,
     );
-    let record = CatalogRecord::new(&report, planned.source.metadata.as_ref(), album);
+    if let Some(name) = opts.sources.get(&planned.source.path) {
+        report.source = name.clone();
+    }
+    // The record's URLs: the entry manifests' and its own (what players and the catalog
+    // fetch at stable keys).
+    let urls = match opts.served_at {
+        Some(url) => entries
+            .iter()
+            .map(|e| layout::track_key(id, &e.path))
+            .chain([report.catalog.clone()])
+            .map(|key| {
+                let at = url(&key);
+                (key, at)
+            })
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let record = CatalogRecord::new(
+        report.clone(),
+        planned.source.metadata.clone(),
+        album.cloned(),
+        urls,
+    );
     write(layout::CATALOG_RECORD, &record.to_json())?;
     Ok(report)
 }
@@ -251,48 +286,58 @@ fn publish_staged(staging: &Path, out: &Path, tracks: &[TrackReport]) -> Result<
     Ok(())
 }
 
-/// Publish a package folder that `run` wrote (its report.json says what is in it) to a store,
-/// and notify the catalog. The catalog record gets the public URLs, and report.json each
-/// track's `publish` entry; returns the updated report.
+/// What publishing a package did, track by track (`tracks[].publish`).
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub index: PackageIndex,
+}
+
+impl Published {
+    /// The first track whose notification the catalog rejected (a 4xx other than 429).
+    pub fn rejected(&self) -> Option<&TrackReport> {
+        self.index.tracks.iter().find(|t| {
+            t.publish
+                .as_ref()
+                .is_some_and(|p| p.notification.rejected())
+        })
+    }
+
+    /// Bytes uploaded, over every track.
+    pub fn bytes(&self) -> u64 {
+        self.index
+            .tracks
+            .iter()
+            .filter_map(|t| t.publish.as_ref())
+            .map(|p| p.bytes)
+            .sum()
+    }
+}
+
+/// Publish a package folder that `run` wrote (its `index.json` says what is in it) to a
+/// store, and notify the catalog. A catalog record whose URLs are not this destination's is
+/// written again with them before it is uploaded.
 pub fn publish(
     dir: &Path,
     store: &dyn Store,
     notifier: &dyn CatalogNotifier,
     opts: &PublishOptions,
     progress: &dyn UploadProgress,
-) -> Result<serde_json::Value, Error> {
-    let read_json = |path: &Path| -> Result<serde_json::Value, Error> {
-        let text = fs::read_to_string(path).map_err(|source| Error::Input {
-            path: path.to_owned(),
-            message: format!("cannot read: {source}"),
+) -> Result<Published, Error> {
+    let mut index = report::read_index(dir)?;
+    for track in &mut index.tracks {
+        let artifacts = track.artifacts(dir)?;
+        let path = dir.join(&track.catalog);
+        let bytes = fs::read(&path).map_err(|source| Error::Input {
+            path: path.clone(),
+            message: format!("cannot read the catalog record: {source}"),
             fix: "give the folder `pressing run --out` wrote",
         })?;
-        serde_json::from_str(&text).map_err(|e| Error::Input {
-            path: path.to_owned(),
-            message: format!("not JSON: {e}"),
+        let mut record = CatalogRecord::from_json(&bytes).map_err(|e| Error::Input {
+            path: path.clone(),
+            message: format!("not a catalog record: {e}"),
             fix: "give the folder `pressing run --out` wrote",
-        })
-    };
-    let report_path = dir.join(layout::REPORT);
-    let mut report = read_json(&report_path)?;
-    let tracks = report["tracks"].as_array().cloned().unwrap_or_default();
-    if tracks.is_empty() {
-        return Err(Error::Input {
-            path: report_path,
-            message: "the report lists no track".into(),
-            fix: "give the folder `pressing run --out` wrote",
-        });
-    }
-    let mut published = Vec::with_capacity(tracks.len());
-    for track in &tracks {
-        let id = track["id"].as_str().unwrap_or_default().to_string();
-        let artifacts = report::artifacts(track, dir)?;
-        let catalog = artifacts
-            .iter()
-            .find(|a| a.kind == layout::ArtifactKind::CatalogRecord)
-            .expect("artifacts end with the catalog record");
-        let mut record = read_json(&catalog.path)?;
-        let urls: std::collections::BTreeMap<String, String> = artifacts
+        })?;
+        let urls: BTreeMap<String, String> = artifacts
             .iter()
             .filter(|a| !a.kind.is_immutable())
             .map(|a| {
@@ -300,38 +345,27 @@ pub fn publish(
                 (a.key.clone(), url)
             })
             .collect();
-        // The record carries where it is served from: rewritten in the package before upload.
-        record["urls"] = serde_json::to_value(&urls).expect("a map serialises");
-        let mut text = serde_json::to_string_pretty(&record).expect("JSON serialises");
-        text.push('\n');
-        fs::write(&catalog.path, text).map_err(|source| Error::Output {
-            path: catalog.path.clone(),
-            source,
-        })?;
+        if record.urls != urls {
+            record.urls = urls;
+            fs::write(&path, record.to_json()).map_err(|source| Error::Output {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let body = |digest: &str| {
+            Notification::of_record(NotificationKind::Published, &record)
+                .with_package_sha256(digest)
+                .to_bytes()
+        };
         let package = publish::TrackPackage {
-            track: id,
-            notification: catalog::notification_body("track.published", &record, &urls),
+            track: track.id.clone(),
             artifacts,
         };
-        published.push(publish::publish_track(
-            &package, store, notifier, opts, progress,
+        track.publish = Some(publish::publish_track(
+            &package, &body, store, notifier, opts, progress,
         )?);
     }
-    for (t, p) in report["tracks"]
-        .as_array_mut()
-        .expect("checked above")
-        .iter_mut()
-        .zip(published)
-    {
-        t["publish"] = serde_json::to_value(p).expect("a report serialises");
-    }
-    let mut text = serde_json::to_string_pretty(&report).expect("JSON serialises");
-    text.push('\n');
-    fs::write(&report_path, text).map_err(|source| Error::Output {
-        path: report_path.clone(),
-        source,
-    })?;
-    Ok(report)
+    Ok(Published { index })
 }
 
 /// Take tracks down from a store and tell the catalog (`publish::unpublish_track`); a track
@@ -341,24 +375,15 @@ pub fn unpublish(
     store: &dyn Store,
     notifier: &dyn CatalogNotifier,
 ) -> Result<Vec<(String, Option<publish::UnpublishReport>)>, Error> {
-    let body = |record: Option<serde_json::Value>| match record {
-        Some(r) => {
-            let urls = r["urls"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            catalog::notification_body("track.unpublished", &r, &urls)
-        }
-        None => {
-            serde_json::json!({ "type": "track.unpublished", "schema_version": catalog::SCHEMA_VERSION })
-        }
-    };
     let mut out = Vec::new();
     for t in tracks {
+        let body = |record: Option<&[u8]>| {
+            let n = match record.and_then(|b| CatalogRecord::from_json(b).ok()) {
+                Some(r) => Notification::of_record(NotificationKind::Unpublished, &r),
+                None => Notification::bare(NotificationKind::Unpublished, t),
+            };
+            serde_json::to_value(n).expect("a notification serialises")
+        };
         match publish::unpublish_track(t, store, notifier, &body) {
             Ok(r) => out.push((t.clone(), Some(r))),
             Err(publish::PublishError::NotPublished { .. }) => out.push((t.clone(), None)),

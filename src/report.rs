@@ -1,14 +1,17 @@
-//! The machine-readable run report (`report.json`): what a script may rely on.
+//! The records of a run, typed both ways.
+//!
+//! - [`PackageIndex`] (`index.json` at the top of an output folder): what was pressed, track by
+//!   track. The same inputs give the same bytes; `pressing publish` reads it back
+//!   ([`read_index`]) and turns each entry into the track's artifacts ([`TrackReport::artifacts`]).
+//! - [`RunReport`]: the index plus how long the run took and, once published, each track's
+//!   publication: what `--report` writes ([`write_report`]) and `--json` prints.
 //!
 //! Paths are relative to the output folder (and, once published, to the store prefix: the
 //! layout is the same). Sample counts are at the rendition's own rate.
-//!
-//! It also turns a report entry back into the package's artifacts (`artifacts`), which is
-//! what `pressing publish` uploads from a folder that an earlier run wrote.
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ingest::analysis::Loudness;
 use crate::ingest::findings::Finding;
@@ -17,12 +20,13 @@ use crate::ladder::{Codec, Family, Tier};
 use crate::layout::{self, Artifact, ArtifactKind};
 use crate::manifest::{self, EntryManifest};
 use crate::package::{LoudnessInfo, PackagedRendition};
+use crate::publish::PublishReport;
 use crate::stats::StageSeconds;
 use crate::transcode::engine::EncodedTrack;
 use crate::transcode::{RenditionPlan, Skipped};
 
 /// How long the run took and where the CPU time went.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunStats {
     pub wall_seconds: f64,
     /// Seconds of master audio pressed.
@@ -33,20 +37,29 @@ pub struct RunStats {
     pub cpu_seconds: StageSeconds,
 }
 
-#[derive(Debug, Serialize)]
-pub struct RunReport {
+/// What an output folder holds (`index.json`): nothing in it changes between identical runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PackageIndex {
     pub ladder: String,
     pub gapless: bool,
     pub segment_seconds: f64,
     pub tracks: Vec<TrackReport>,
     pub skipped: Vec<Skipped>,
-    /// Ingest warnings (a release with errors is refused before this report exists).
+    /// Ingest warnings (a release with errors is refused before this index exists).
     pub warnings: Vec<Finding>,
+}
+
+/// The report of a run: the package index, the timing, and (`tracks[].publish`) what each
+/// track's publication did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    #[serde(flatten)]
+    pub package: PackageIndex,
     /// Timing; the only part of the report that differs between identical runs.
     pub stats: RunStats,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrackReport {
     pub id: String,
     pub source: String,
@@ -70,9 +83,12 @@ pub struct TrackReport {
     /// The track's catalog record (`catalog::CatalogRecord`).
     pub catalog: String,
     pub renditions: Vec<RenditionReport>,
+    /// What publishing the track did: in a run report after a publish, never in the index.
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub publish: Option<PublishReport>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PlaylistRef {
     pub tier: Tier,
     pub family: Family,
@@ -81,13 +97,13 @@ pub struct PlaylistRef {
     pub path: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MpdRef {
     pub tier: Tier,
     pub path: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RenditionReport {
     pub id: String,
     /// The rendition's version folder: a digest of its bytes (see the README's layout).
@@ -99,10 +115,10 @@ pub struct RenditionReport {
     pub family: Family,
     pub sample_rate: u32,
     pub channels: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bits_per_sample: Option<u8>,
     /// Bit/s the lossy encoder targeted: the rung's, scaled for surround.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_bitrate: Option<u32>,
     /// Peak segment bit rate, bit/s (HLS BANDWIDTH, DASH @bandwidth).
     pub bandwidth: u64,
@@ -173,6 +189,7 @@ pub fn track_report(
         mpds,
         catalog: under(layout::CATALOG_RECORD),
         renditions,
+        publish: None,
     }
 }
 
@@ -203,77 +220,172 @@ fn rendition_report(
     }
 }
 
-/// Why a report entry does not describe a package.
-#[derive(Debug, thiserror::Error)]
-#[error("report entry {track:?}: {message} (is this a report.json that pressing run wrote?)")]
-pub struct ReportEntryError {
-    pub track: String,
-    pub message: String,
+impl TrackReport {
+    /// The track's artifacts in upload order; `root` is the folder the index is in. Keys come
+    /// from a file, so any that would leave the track's folder are refused.
+    pub fn artifacts(&self, root: &Path) -> Result<Vec<Artifact>, crate::Error> {
+        let bad = |message: String| crate::Error::Input {
+            path: root.join(layout::INDEX),
+            message: format!("track {:?}: {message}", self.id),
+            fix: "give the folder `pressing run --out` wrote",
+        };
+        let prefix = layout::track_prefix(&self.id);
+        let artifact = |key: &str, kind| -> Result<Artifact, crate::Error> {
+            if !layout::is_under(&prefix, key) {
+                return Err(bad(format!("key {key:?} is not under {prefix:?}")));
+            }
+            Ok(Artifact::new(key.to_string(), root.join(key), kind))
+        };
+        let mut out = Vec::new();
+        let mut playlists = Vec::new();
+        for r in &self.renditions {
+            let (dir, _) = r
+                .init
+                .rsplit_once('/')
+                .ok_or_else(|| bad(format!("init {:?} has no folder", r.init)))?;
+            out.push(artifact(&r.init, ArtifactKind::Segment)?);
+            for n in 1..=r.segments {
+                let key = format!("{dir}/{}", layout::segment_file(n as u32));
+                out.push(artifact(&key, ArtifactKind::Segment)?);
+            }
+            playlists.push(artifact(&r.playlist, ArtifactKind::MediaPlaylist)?);
+        }
+        out.append(&mut playlists);
+        for path in self
+            .playlists
+            .iter()
+            .map(|p| &p.path)
+            .chain(self.mpds.iter().map(|m| &m.path))
+        {
+            out.push(artifact(path, ArtifactKind::EntryManifest)?);
+        }
+        out.push(artifact(&self.catalog, ArtifactKind::CatalogRecord)?);
+        Ok(out)
+    }
 }
 
-/// A track's artifacts in upload order, from its entry in a report (parsed as JSON, so a
-/// report written by `pressing run` earlier is enough); `root` is the folder it was written to.
-pub fn artifacts(
-    track: &serde_json::Value,
-    root: &Path,
-) -> Result<Vec<Artifact>, ReportEntryError> {
-    let id = track["id"].as_str().unwrap_or("?").to_string();
-    let bad = |message: String| ReportEntryError {
-        track: id.clone(),
-        message,
-    };
-    let text = |v: &serde_json::Value, field: &str| -> Result<String, ReportEntryError> {
-        v[field]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| bad(format!("no string field {field:?}")))
-    };
-    let list = |field: &str| -> Result<&Vec<serde_json::Value>, ReportEntryError> {
-        track[field]
-            .as_array()
-            .ok_or_else(|| bad(format!("no list {field:?}")))
-    };
-    let prefix = layout::track_prefix(&id);
-    let own = |key: String| -> Result<String, ReportEntryError> {
-        // Keys come from a file: refuse any that would leave the track's folder.
-        if !key.starts_with(&prefix)
-            || key
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..")
-        {
-            return Err(bad(format!("key {key:?} is not under {prefix:?}")));
-        }
-        Ok(key)
-    };
-    let artifact = |key: String, kind| -> Result<Artifact, ReportEntryError> {
-        let key = own(key)?;
-        Ok(Artifact::new(key.clone(), root.join(&key), kind))
-    };
-    let mut out = Vec::new();
-    let mut playlists = Vec::new();
-    for r in list("renditions")? {
-        let init = text(r, "init")?;
-        let dir = init
-            .rsplit_once('/')
-            .map(|(d, _)| d.to_string())
-            .ok_or_else(|| bad(format!("init {init:?} has no folder")))?;
-        let count = r["segments"]
-            .as_u64()
-            .ok_or_else(|| bad("no segment count".into()))?;
-        out.push(artifact(init, ArtifactKind::Segment)?);
-        for n in 1..=count {
-            let key = format!("{dir}/{}", layout::segment_file(n as u32));
-            out.push(artifact(key, ArtifactKind::Segment)?);
-        }
-        playlists.push(artifact(text(r, "playlist")?, ArtifactKind::MediaPlaylist)?);
+/// A record as pressing writes it: pretty JSON with a final newline.
+pub fn to_pretty_json(value: &impl Serialize) -> Vec<u8> {
+    let mut text = serde_json::to_vec_pretty(value).expect("records serialise");
+    text.push(b'\n');
+    text
+}
+
+/// Write a record (`to_pretty_json`) to a file.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), crate::Error> {
+    std::fs::write(path, to_pretty_json(value)).map_err(|source| crate::Error::Output {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Write a package's index into its output folder.
+pub fn write_index(out: &Path, index: &PackageIndex) -> Result<(), crate::Error> {
+    write_json(&out.join(layout::INDEX), index)
+}
+
+/// Read the index of an output folder that `pressing run` wrote.
+pub fn read_index(dir: &Path) -> Result<PackageIndex, crate::Error> {
+    let path = dir.join(layout::INDEX);
+    let fix = "give the folder `pressing run --out` wrote";
+    let text = std::fs::read_to_string(&path).map_err(|source| crate::Error::Input {
+        path: path.clone(),
+        message: format!("cannot read: {source}"),
+        fix,
+    })?;
+    let index: PackageIndex = serde_json::from_str(&text).map_err(|e| crate::Error::Input {
+        path: path.clone(),
+        message: format!("not a package index: {e}"),
+        fix,
+    })?;
+    if index.tracks.is_empty() {
+        return Err(crate::Error::Input {
+            path,
+            message: "the index lists no track".into(),
+            fix,
+        });
     }
-    out.append(&mut playlists);
-    for p in list("playlists")?.iter().chain(list("mpds")?) {
-        out.push(artifact(text(p, "path")?, ArtifactKind::EntryManifest)?);
+    Ok(index)
+}
+
+/// Write a run's report where `--report` asked for it.
+pub fn write_report(path: &Path, report: &RunReport) -> Result<(), crate::Error> {
+    write_json(path, report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-rendition entry as an index holds it, with `key` as its catalog record.
+    fn entry(catalog: &str) -> TrackReport {
+        let json = format!(
+            r#"{{"id": "qz", "source": "a.wav", "isrc": null, "sample_rate": 44100,
+            "channels": 2, "bits_per_sample": 16, "duration_samples": 441000,
+            "duration_seconds": 10.0, "loudness": null, "album_loudness": null,
+            "hls": "qz/free-aac.m3u8", "dash": "qz/free.mpd",
+            "playlists": [{{"tier": "free", "family": "aac", "sample_rate": 44100,
+                            "path": "qz/free-aac.m3u8"}}],
+            "mpds": [{{"tier": "free", "path": "qz/free.mpd"}}],
+            "catalog": "{catalog}",
+            "renditions": [{{"id": "aac-64", "version": "0123456789abcdef", "codec": "aac-lc",
+                "codecs": "mp4a.40.2", "tier": "free", "family": "aac", "sample_rate": 44100,
+                "channels": 2, "target_bitrate": 64000, "bandwidth": 70000,
+                "average_bandwidth": 64000, "init": "qz/aac-64/0123456789abcdef/init.mp4",
+                "playlist": "qz/aac-64/0123456789abcdef/index.m3u8", "segments": 2,
+                "priming_samples": 2048, "duration_samples": 441000}}]}}"#
+        );
+        serde_json::from_str(&json).unwrap()
     }
-    out.push(artifact(
-        text(track, "catalog")?,
-        ArtifactKind::CatalogRecord,
-    )?);
-    Ok(out)
+
+    #[test]
+    fn an_index_entry_turns_into_its_artifacts_in_upload_order() {
+        let a = entry("qz/catalog.json")
+            .artifacts(Path::new("/pkg"))
+            .unwrap();
+        let keys: Vec<(&str, ArtifactKind)> = a.iter().map(|a| (a.key.as_str(), a.kind)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("qz/aac-64/0123456789abcdef/init.mp4", ArtifactKind::Segment),
+                (
+                    "qz/aac-64/0123456789abcdef/seg-00001.m4s",
+                    ArtifactKind::Segment
+                ),
+                (
+                    "qz/aac-64/0123456789abcdef/seg-00002.m4s",
+                    ArtifactKind::Segment
+                ),
+                (
+                    "qz/aac-64/0123456789abcdef/index.m3u8",
+                    ArtifactKind::MediaPlaylist
+                ),
+                ("qz/free-aac.m3u8", ArtifactKind::EntryManifest),
+                ("qz/free.mpd", ArtifactKind::EntryManifest),
+                ("qz/catalog.json", ArtifactKind::CatalogRecord),
+            ]
+        );
+        assert_eq!(
+            a[0].path,
+            Path::new("/pkg/qz/aac-64/0123456789abcdef/init.mp4")
+        );
+    }
+
+    #[test]
+    fn an_index_key_that_leaves_its_track_folder_is_refused() {
+        for bad in [
+            "qz/../other/catalog.json",
+            "other/catalog.json",
+            "/etc/passwd",
+            "qz//x",
+        ] {
+            let e = entry(bad).artifacts(Path::new("/pkg")).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains("is not under") && text.contains(bad),
+                "{bad}: {text}"
+            );
+            assert_eq!(e.exit_code(), crate::exit::BAD_INPUT);
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cpu_time::{ProcessTime, ThreadTime};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ladder::Codec;
 
@@ -95,7 +95,7 @@ impl StageClock {
 }
 
 /// CPU seconds per stage, summed over all threads.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StageSeconds {
     pub validate: f64,
     pub decode: f64,

@@ -43,74 +43,72 @@ fn every_rendition_has_the_master_length_and_alignment() {
     let out = fixtures_out();
     let report = report(out);
     let mut checked = 0;
-    for t in report["tracks"].as_array().unwrap() {
-        let id = t["id"].as_str().unwrap();
+    for (id, t, r) in renditions(&report) {
+        let (id, t, r) = (id.as_str(), &t, &r);
         let master = root().join(t["source"].as_str().unwrap());
         let master_rate = t["sample_rate"].as_u64().unwrap();
         let master_frames = t["duration_samples"].as_u64().unwrap();
         let channels = t["channels"].as_u64().unwrap() as usize;
-        for r in t["renditions"].as_array().unwrap() {
-            let rid = r["id"].as_str().unwrap();
-            let rate = r["sample_rate"].as_u64().unwrap();
-            let expected = scale(master_frames, master_rate, rate);
-            assert_eq!(
-                r["duration_samples"].as_u64().unwrap(),
-                expected,
-                "{id}/{rid} report"
-            );
-            let dir = out.join(id);
-            let (priming, len) = edit_list(&rendition_dir(&dir, rid).join("init.mp4"));
-            assert_eq!(len, expected, "{id}/{rid}: edit list duration");
-            assert_eq!(
-                priming,
-                r["priming_samples"].as_u64().unwrap(),
-                "{id}/{rid}: priming"
-            );
-            let decoded = decode_gapless(&dir, rid, channels);
-            assert_eq!(
-                decoded.len() as u64,
-                expected * channels as u64,
-                "{id}/{rid}: decoded"
-            );
+        let rid = r["id"].as_str().unwrap();
+        let rate = r["sample_rate"].as_u64().unwrap();
+        let expected = scale(master_frames, master_rate, rate);
+        assert_eq!(
+            r["duration_samples"].as_u64().unwrap(),
+            expected,
+            "{id}/{rid} report"
+        );
+        let dir = out.join(id);
+        let (priming, len) = edit_list(&rendition_dir(&dir, rid).join("init.mp4"));
+        assert_eq!(len, expected, "{id}/{rid}: edit list duration");
+        assert_eq!(
+            priming,
+            r["priming_samples"].as_u64().unwrap(),
+            "{id}/{rid}: priming"
+        );
+        let decoded = decode_gapless(&dir, rid, channels);
+        assert_eq!(
+            decoded.len() as u64,
+            expected * channels as u64,
+            "{id}/{rid}: decoded"
+        );
 
-            // A gapless track is a slice of its programme: its first sample may sit a fraction
-            // of a sample before its master's start once resampled, so the reference is the
-            // uncut programme, resampled and sliced at the same rounded boundary.
-            let reference = match id {
-                "qzes62600011" | "qzes62600012" => {
-                    let whole = reference_f32(uncut_programme(), rate as u32);
-                    let start = if id == "qzes62600012" {
-                        scale(250_001, 48000, rate) as usize * channels
-                    } else {
-                        0
-                    };
-                    whole[start..].to_vec()
-                }
-                _ => reference_f32(&master, rate as u32),
-            };
-            // On the mid signal: parametric stereo (HE-AAC v2) rebuilds the stereo image, so
-            // a single channel is not waveform-coded.
-            let (x, refc) = (mid(&decoded, channels), mid(&reference, channels));
-            let (lag, corr) = best_lag(&x, &refc, 2100);
-            // FFmpeg's SBR decoder runs one sample ahead of Fraunhofer's, whose decoder-side
-            // delay (nDelay) the edit list uses; every other rung must be exact.
-            let tolerance = if rid.starts_with("heaac") { 1 } else { 0 };
-            assert!(
-                lag.abs() <= tolerance,
-                "{id}/{rid}: output is {lag} samples off the master (corr {corr:.3})"
-            );
-            // Away from the edges: the reference resamples each file alone, while a gapless
-            // track is resampled as part of its continuous programme.
-            let edge = 4096.min(x.len() / 4);
-            let snr = snr_db(&x[edge..x.len() - edge], &refc[edge..x.len() - edge]);
-            assert!(
-                snr >= min_snr(rid),
-                "{id}/{rid}: SNR {snr:.1} dB below {}",
-                min_snr(rid)
-            );
-            eprintln!("{id}/{rid}: lag {lag}, corr {corr:.4}, snr {snr:.1} dB");
-            checked += 1;
-        }
+        // A gapless track is a slice of its programme: its first sample may sit a fraction
+        // of a sample before its master's start once resampled, so the reference is the
+        // uncut programme, resampled and sliced at the same rounded boundary.
+        let reference = match id {
+            "qzes62600011" | "qzes62600012" => {
+                let whole = reference_f32(uncut_programme(), rate as u32);
+                let start = if id == "qzes62600012" {
+                    scale(250_001, 48000, rate) as usize * channels
+                } else {
+                    0
+                };
+                whole[start..].to_vec()
+            }
+            _ => reference_f32(&master, rate as u32),
+        };
+        // On the mid signal: parametric stereo (HE-AAC v2) rebuilds the stereo image, so
+        // a single channel is not waveform-coded.
+        let (x, refc) = (mid(&decoded, channels), mid(&reference, channels));
+        let (lag, corr) = best_lag(&x, &refc, 2100);
+        // FFmpeg's SBR decoder runs one sample ahead of Fraunhofer's, whose decoder-side
+        // delay (nDelay) the edit list uses; every other rung must be exact.
+        let tolerance = if rid.starts_with("heaac") { 1 } else { 0 };
+        assert!(
+            lag.abs() <= tolerance,
+            "{id}/{rid}: output is {lag} samples off the master (corr {corr:.3})"
+        );
+        // Away from the edges: the reference resamples each file alone, while a gapless
+        // track is resampled as part of its continuous programme.
+        let edge = 4096.min(x.len() / 4);
+        let snr = snr_db(&x[edge..x.len() - edge], &refc[edge..x.len() - edge]);
+        assert!(
+            snr >= min_snr(rid),
+            "{id}/{rid}: SNR {snr:.1} dB below {}",
+            min_snr(rid)
+        );
+        eprintln!("{id}/{rid}: lag {lag}, corr {corr:.4}, snr {snr:.1} dB");
+        checked += 1;
     }
     assert!(checked >= 40, "only {checked} renditions checked");
 }
@@ -120,25 +118,23 @@ fn lossless_renditions_at_the_master_rate_are_bit_exact() {
     let out = fixtures_out();
     let report = report(out);
     let mut checked = 0;
-    for t in report["tracks"].as_array().unwrap() {
-        let id = t["id"].as_str().unwrap();
+    for (id, t, r) in renditions(&report) {
+        let (id, t, r) = (id.as_str(), &t, &r);
         let master = root().join(t["source"].as_str().unwrap());
-        for r in t["renditions"].as_array().unwrap() {
-            let lossless = r["codec"] == "flac" || r["codec"] == "alac";
-            if !lossless || r["sample_rate"] != t["sample_rate"] {
-                continue;
-            }
-            if r["bits_per_sample"] != t["bits_per_sample"] {
-                continue;
-            }
-            let rid = r["id"].as_str().unwrap();
-            let dir = out.join(id);
-            let ours = decode_raw_s32(&join_rendition(&dir, rid));
-            let theirs = decode_raw_s32(&master);
-            assert_eq!(ours.len(), theirs.len(), "{id}/{rid}: sample count");
-            assert!(ours == theirs, "{id}/{rid}: PCM differs from the master");
-            checked += 1;
+        let lossless = r["codec"] == "flac" || r["codec"] == "alac";
+        if !lossless || r["sample_rate"] != t["sample_rate"] {
+            continue;
         }
+        if r["bits_per_sample"] != t["bits_per_sample"] {
+            continue;
+        }
+        let rid = r["id"].as_str().unwrap();
+        let dir = out.join(id);
+        let ours = decode_raw_s32(&join_rendition(&dir, rid));
+        let theirs = decode_raw_s32(&master);
+        assert_eq!(ours.len(), theirs.len(), "{id}/{rid}: sample count");
+        assert!(ours == theirs, "{id}/{rid}: PCM differs from the master");
+        checked += 1;
     }
     // cd-stereo + mono (flac-cd, alac-cd), hires + both gapless parts (flac-hires, alac-hires)
     assert_eq!(checked, 10);

@@ -64,7 +64,10 @@ fn state(q: &dyn Queue, id: &str) -> (JobState, u32, Option<u8>) {
 /// What every queue must do, with a 1 s lease. `tag` keeps job ids apart between queues.
 fn queue_suite(q: &dyn Queue, tag: &str) {
     let id = |n: &str| format!("{tag}-{n}");
-    let wait = Duration::from_secs(2);
+    // Claims that must find a job wait up to 10 s (they return as soon as it is there): the
+    // suite runs beside the other test binaries, and on the loaded machine a JetStream
+    // redelivery of a handed-back job once took longer than the 2 s this was.
+    let wait = Duration::from_secs(10);
     // Dedupe: the same job twice is one job.
     assert_eq!(
         q.enqueue(&job(&id("a"), Priority::Normal)).unwrap().state,
@@ -411,6 +414,25 @@ fn two_workers_press_three_releases(queue: &str, name: &str) {
             .map(|(i, t, _)| (i.as_str(), t.as_str(), "published"))
             .collect::<Vec<_>>()
     );
+    // Without --json, what submit made goes to standard output: the job ids, one line each
+    // (`JOB=$(pressing submit ...)`), the summary to standard error.
+    let plain = run_ok(&[
+        "submit",
+        a,
+        b,
+        c,
+        "--queue",
+        queue,
+        "--store",
+        incoming.to_str().unwrap(),
+    ]);
+    let printed: Vec<String> = String::from_utf8(plain.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(printed, ids, "submit's standard output");
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("published"));
     std::thread::sleep(Duration::from_secs(2));
     for w in &mut workers {
         assert!(sigterm(w).success(), "an idle worker's SIGTERM exit");

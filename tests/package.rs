@@ -10,16 +10,6 @@ use common::*;
 use mp4_atom::{Codec, Decode, Ftyp, Moof, Moov};
 use serde_json::Value;
 
-fn renditions(report: &Value) -> Vec<(String, Value, Value)> {
-    let mut out = Vec::new();
-    for t in report["tracks"].as_array().unwrap() {
-        for r in t["renditions"].as_array().unwrap() {
-            out.push((t["id"].as_str().unwrap().to_string(), t.clone(), r.clone()));
-        }
-    }
-    out
-}
-
 /// The AudioSpecificConfig bytes of an init segment's esds (DecSpecificInfo, tag 5, with the
 /// four-byte size pressing writes).
 fn audio_specific_config(init: &[u8]) -> Vec<u8> {
@@ -65,7 +55,9 @@ fn tfdt(file: &Path) -> u64 {
 fn init_and_media_segments_parse_with_their_fields() {
     let out = fixtures_out();
     let report = report(out);
+    let mut checked = 0;
     for (track, _, r) in renditions(&report) {
+        checked += 1;
         let rid = r["id"].as_str().unwrap();
         let dir = rendition_dir(&out.join(&track), rid);
         let init = std::fs::read(dir.join("init.mp4")).unwrap();
@@ -265,12 +257,20 @@ fn init_and_media_segments_parse_with_their_fields() {
             "{rid}: media shorter than the edit"
         );
     }
+    // Every init segment in the package was checked, and there are some.
+    let inits = files_named(out, |n| n == "init.mp4").len();
+    assert_eq!(
+        checked, inits,
+        "renditions checked vs init segments on disk"
+    );
+    assert!(checked >= 40, "only {checked} renditions checked");
 }
 
 #[test]
 fn hls_playlists_parse_and_match_the_segments() {
     let out = fixtures_out();
     let report = report(out);
+    let mut checked = 0;
     for t in report["tracks"].as_array().unwrap() {
         let track = t["id"].as_str().unwrap();
         let by_id: BTreeMap<&str, &Value> = t["renditions"]
@@ -282,6 +282,7 @@ fn hls_playlists_parse_and_match_the_segments() {
         for (rid, r) in &by_id {
             let dir = rendition_dir(&out.join(track), rid);
             let text = std::fs::read(dir.join("index.m3u8")).unwrap();
+            checked += 1;
             let m3u8_rs::Playlist::MediaPlaylist(pl) = m3u8_rs::parse_playlist_res(&text).unwrap()
             else {
                 panic!("{rid}: not a media playlist")
@@ -347,6 +348,10 @@ fn hls_playlists_parse_and_match_the_segments() {
             }
         }
     }
+    // Every media playlist in the package was checked.
+    let on_disk = files_named(out, |n| n == "index.m3u8").len();
+    assert_eq!(checked, on_disk, "media playlists checked vs on disk");
+    assert!(checked >= 40, "only {checked} media playlists checked");
 }
 
 fn tier_rank(t: &str) -> u8 {
@@ -362,9 +367,11 @@ fn tier_rank(t: &str) -> u8 {
 fn dash_mpds_parse_and_match_the_segments() {
     let out = fixtures_out();
     let report = report(out);
+    let (mut mpds, mut representations) = (0, 0);
     for t in report["tracks"].as_array().unwrap() {
         let track = t["id"].as_str().unwrap();
         for m in t["mpds"].as_array().unwrap() {
+            mpds += 1;
             let text = std::fs::read_to_string(out.join(m["path"].as_str().unwrap())).unwrap();
             let mpd = dash_mpd_core::parse(&text).expect("MPD parses");
             assert_eq!(mpd.mpdtype.as_deref(), Some("static"));
@@ -374,6 +381,7 @@ fn dash_mpds_parse_and_match_the_segments() {
             for set in &mpd.periods[0].adaptations {
                 let mut families = std::collections::HashSet::new();
                 for rep in &set.representations {
+                    representations += 1;
                     let rid = rep.id.as_deref().unwrap();
                     let r = t["renditions"]
                         .as_array()
@@ -407,35 +415,94 @@ fn dash_mpds_parse_and_match_the_segments() {
             }
         }
     }
+    // Every MPD in the package was checked; the top tier's MPD lists every rendition of its
+    // track, so the representations are at least the renditions.
+    assert_eq!(mpds, files_named(out, |n| n.ends_with(".mpd")).len());
+    let inits = files_named(out, |n| n == "init.mp4").len();
+    assert!(
+        mpds >= 5 && representations >= inits,
+        "{mpds} MPDs, {representations} representations"
+    );
 }
 
 #[test]
 fn the_same_inputs_give_the_same_bytes() {
     let a = fixtures_out();
     let b = run_once("fixtures-again", &["fixtures/album", "fixtures/gapless"]);
-    let mut files = 0;
-    let mut stack = vec![a.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let name = p.file_name().unwrap().to_str().unwrap();
-            if name == "report.json" {
-                continue; // the report names the output folder
-            }
-            let rel = p.strip_prefix(a).unwrap();
-            let other = std::fs::read(b.join(rel)).unwrap_or_else(|_| panic!("{rel:?} missing"));
-            assert!(
-                std::fs::read(&p).unwrap() == other,
-                "{rel:?} differs between runs"
-            );
-            files += 1;
-        }
+    let all = files_named(a, |_| true);
+    for p in &all {
+        let rel = p.strip_prefix(a).unwrap();
+        let other = std::fs::read(b.join(rel)).unwrap_or_else(|_| panic!("{rel:?} missing"));
+        assert!(
+            std::fs::read(p).unwrap() == other,
+            "{rel:?} differs between runs"
+        );
     }
-    assert!(files > 150, "only {files} files compared");
+    assert!(all.len() > 150, "only {} files compared", all.len());
+    // The package index is one of them, and the second run wrote nothing more.
+    assert!(all.contains(&a.join("index.json")) && !a.join("report.json").exists());
+    assert_eq!(
+        files_named(&b, |_| true).len(),
+        all.len(),
+        "the second run's folder holds other files"
+    );
+}
+
+/// `--report FILE` writes the run's report there and nowhere else; standard output gets what
+/// the run made (each track's catalog record), or the report with `--json`.
+#[test]
+fn the_report_goes_where_report_says_and_the_records_to_standard_output() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-flag");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (out, report_path) = (dir.join("out"), dir.join("run-report.json"));
+    let ladder = dir.join("one.toml");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        &ladder,
+        "[[rung]]\nid = \"aac-64\"\ncodec = \"aac-lc\"\nbitrate = 64\nsample_rate = 44100\ntier = \"free\"\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "fixtures/album/03-mono.aiff",
+            "--ladder",
+            ladder.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = pressing(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // Standard output: the catalog record of the one track, as a key of the package.
+    let printed = run(&[]);
+    let index = report(&out);
+    let record = index["tracks"][0]["catalog"].as_str().unwrap();
+    assert_eq!(printed, format!("{record}\n"));
+    assert!(out.join(record).is_file());
+    assert!(!report_path.exists() && !out.join("report.json").exists());
+    // --report FILE and --json: the same report, with stats, and nothing more in the package.
+    let printed = run(&["--report", report_path.to_str().unwrap(), "--json"]);
+    let written: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let shown: Value = serde_json::from_str(&printed).unwrap();
+    assert!(written["stats"]["wall_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        written["stats"]["cpu_seconds"],
+        shown["stats"]["cpu_seconds"]
+    );
+    assert_eq!(written["tracks"], shown["tracks"]);
+    // The report is the index plus stats.
+    let mut without_stats = written.clone();
+    without_stats.as_object_mut().unwrap().remove("stats");
+    assert_eq!(without_stats, report(&out));
+    let files: Vec<String> = files_named(&out, |_| true)
+        .iter()
+        .map(|p| p.strip_prefix(&out).unwrap().display().to_string())
+        .filter(|p| !p.contains('/'))
+        .collect();
+    assert_eq!(files, ["index.json"], "the package's top level");
 }
 
 #[test]

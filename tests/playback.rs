@@ -32,10 +32,12 @@ fn every_manifest_plays_to_the_end_in_hls_js_shaka_and_dash_js() {
         "the player test needs tests/player/node_modules: run scripts/setup.sh"
     );
     let out = fixtures_out();
+    let sampling = sampling();
     let o = Command::new("node")
         .arg(player.join("play.mjs"))
         .arg(out)
-        .arg(out.join("report.json"))
+        .arg(out.join("index.json"))
+        .envs(sampling.player_env())
         .output()
         .expect("node is installed (scripts/setup.sh)");
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -63,8 +65,16 @@ fn every_manifest_plays_to_the_end_in_hls_js_shaka_and_dash_js() {
     let (passed, summary) = playbacks_passed(&stdout);
     // 5 tracks: 50 media playlists (hls.js), 46 multivariant playlists (hls.js and Shaka), 108
     // MPD representations (Shaka) and 46 MPD sets (dash.js): 296 playbacks, of which the 40
-    // ALAC ones are skipped.
-    assert_eq!(passed, 256, "playbacks: {summary}");
+    // ALAC ones are skipped. The default run plays a sample of them (every player with every
+    // codec at least once); --full plays all.
+    let (matrix, playing) = playback_matrix(&stdout);
+    assert_eq!(matrix, 296, "the player matrix");
+    assert_eq!(passed + skips.len(), playing, "playbacks: {summary}");
+    if sampling.every == 1 {
+        assert_eq!(passed, 256, "playbacks: {summary}");
+    } else {
+        assert!(passed >= 256 / sampling.every, "playbacks: {summary}");
+    }
 }
 
 /// Raw (untrimmed) s32 samples of `input` through FFmpeg, optionally one mapped stream.
@@ -83,58 +93,98 @@ fn ffmpeg_plays_every_playlist_and_mpd_to_the_samples_of_the_segments() {
     let _alone = one_at_a_time();
     let out = fixtures_out();
     let report = report(out);
-    let mut played = 0;
+    // Every path a player can take to a rendition: (track, rendition, codec, manifest, the
+    // stream FFmpeg maps for it).
+    struct Path_ {
+        track: String,
+        rid: String,
+        codec: String,
+        manifest: String,
+        map: Option<usize>,
+    }
+    let mut paths = Vec::new();
     for t in report["tracks"].as_array().unwrap() {
         let id = t["id"].as_str().unwrap();
-        let dir = out.join(id);
-        // Each rendition's segments, joined and decoded: what every path must deliver.
-        let mut reference: HashMap<String, Vec<u8>> = HashMap::new();
+        let codec_of = |rid: &str| -> String {
+            let r = t["renditions"].as_array().unwrap().iter();
+            let r = r.clone().find(|r| r["id"] == rid).unwrap();
+            r["codec"].as_str().unwrap().to_string()
+        };
+        let path = |rid: &str, manifest: &str, map| Path_ {
+            track: id.to_string(),
+            rid: rid.to_string(),
+            codec: codec_of(rid),
+            manifest: manifest.to_string(),
+            map,
+        };
         for r in t["renditions"].as_array().unwrap() {
             let rid = r["id"].as_str().unwrap();
-            let joined = decode_via(&join_rendition(&dir, rid), None);
-            assert!(!joined.is_empty(), "{id}/{rid}: nothing decoded");
-            let via_hls = decode_via(&out.join(r["playlist"].as_str().unwrap()), None);
-            assert!(via_hls == joined, "{id}/{rid}: media playlist differs");
-            reference.insert(rid.to_string(), joined);
-            played += 1;
+            paths.push(path(rid, r["playlist"].as_str().unwrap(), None));
         }
         for p in t["playlists"].as_array().unwrap() {
-            let path = out.join(p["path"].as_str().unwrap());
-            let text = std::fs::read(&path).unwrap();
+            let manifest = p["path"].as_str().unwrap();
+            let text = std::fs::read(out.join(manifest)).unwrap();
             let Ok(m3u8_rs::Playlist::MasterPlaylist(mv)) = m3u8_rs::parse_playlist_res(&text)
             else {
-                panic!("{path:?}: not a multivariant playlist")
+                panic!("{manifest}: not a multivariant playlist")
             };
             // FFmpeg opens every variant as a stream, in playlist order.
             for (i, v) in mv.variants.iter().enumerate() {
-                let rid = v.uri.split('/').next().unwrap();
-                assert!(
-                    decode_via(&path, Some(i)) == reference[rid],
-                    "{path:?} variant {rid}"
-                );
-                played += 1;
+                paths.push(path(v.uri.split('/').next().unwrap(), manifest, Some(i)));
             }
         }
         for m in t["mpds"].as_array().unwrap() {
-            let path = out.join(m["path"].as_str().unwrap());
-            let mpd = dash_mpd_core::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let manifest = m["path"].as_str().unwrap();
+            let mpd = dash_mpd_core::parse(&std::fs::read_to_string(out.join(manifest)).unwrap())
+                .unwrap();
             // FFmpeg's DASH demuxer makes one stream per representation, in document order.
             let reps = mpd.periods[0]
                 .adaptations
                 .iter()
                 .flat_map(|a| &a.representations);
             for (i, rep) in reps.enumerate() {
-                let rid = rep.id.as_deref().unwrap();
-                assert!(
-                    decode_via(&path, Some(i)) == reference[rid],
-                    "{path:?} representation {rid}"
-                );
-                played += 1;
+                paths.push(path(rep.id.as_deref().unwrap(), manifest, Some(i)));
             }
         }
     }
     // 5 tracks: 50 media playlists, 108 variants, 108 representations (ALAC included).
-    assert_eq!(played, 266);
+    assert_eq!(paths.len(), 266, "the FFmpeg matrix");
+    let kind = |p: &Path_| match (p.map, p.manifest.ends_with(".mpd")) {
+        (None, _) => "media playlist",
+        (Some(_), false) => "variant",
+        (Some(_), true) => "representation",
+    };
+    let paths = sampling().pick(
+        paths,
+        |p| format!("{} {:?} {}", p.manifest, p.map, p.rid),
+        |p| format!("{} {}", kind(p), p.codec),
+    );
+    // Each rendition's segments, joined and decoded: what every path must deliver.
+    let mut reference: HashMap<(String, String), Vec<u8>> = HashMap::new();
+    for p in &paths {
+        let joined = reference
+            .entry((p.track.clone(), p.rid.clone()))
+            .or_insert_with(|| {
+                let joined = decode_via(&join_rendition(&out.join(&p.track), &p.rid), None);
+                assert!(!joined.is_empty(), "{}/{}: nothing decoded", p.track, p.rid);
+                joined
+            });
+        assert!(
+            decode_via(&out.join(&p.manifest), p.map) == *joined,
+            "{} ({}) of {}/{} differs from its segments",
+            p.manifest,
+            kind(p),
+            p.track,
+            p.rid
+        );
+    }
+    eprintln!("ffmpeg: {} of 266 paths decoded", paths.len());
+    // Every kind of path with every codec, each run.
+    let kinds: std::collections::HashSet<String> = paths
+        .iter()
+        .map(|p| format!("{} {}", kind(p), p.codec))
+        .collect();
+    assert!(kinds.len() >= 12, "{kinds:?}");
 }
 
 /// A threaded static file server on 127.0.0.1 for GStreamer's HTTP source (hlsdemux2 hangs on
@@ -180,20 +230,29 @@ fn gstreamer_plays_every_playlist_and_mpd_to_eos() {
     let out = fixtures_out();
     let report = report(out);
     let (_server, base) = serve(out);
+    // (source, stratum): every kind of manifest with every codec family, each run.
     let mut sources = Vec::new();
     for t in report["tracks"].as_array().unwrap() {
         for r in t["renditions"].as_array().unwrap() {
-            sources.push(r["playlist"].as_str().unwrap().to_string());
+            let stratum = format!("media {}", r["codec"].as_str().unwrap());
+            sources.push((r["playlist"].as_str().unwrap().to_string(), stratum));
         }
-        for p in t["playlists"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .chain(t["mpds"].as_array().unwrap())
-        {
-            sources.push(p["path"].as_str().unwrap().to_string());
+        for p in t["playlists"].as_array().unwrap() {
+            let stratum = format!("multivariant {}", p["family"].as_str().unwrap());
+            sources.push((p["path"].as_str().unwrap().to_string(), stratum));
+        }
+        for m in t["mpds"].as_array().unwrap() {
+            sources.push((m["path"].as_str().unwrap().to_string(), "mpd".to_string()));
         }
     }
+    // 5 tracks: 50 media playlists, the multivariant playlists and 15 MPDs.
+    assert!(sources.len() >= 100, "{}", sources.len());
+    let matrix = sources.len();
+    let sources: Vec<String> = sampling()
+        .pick(sources, |(s, _)| s.clone(), |(_, stratum)| stratum.clone())
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     let mut failures = Vec::new();
     let mut retried = Vec::new();
     for source in &sources {
@@ -221,7 +280,7 @@ fn gstreamer_plays_every_playlist_and_mpd_to_eos() {
         }
     }
     eprintln!(
-        "gstreamer: {} sources, retried after the EOS race: {retried:?}",
+        "gstreamer: {} of {matrix} sources, retried after the EOS race: {retried:?}",
         sources.len()
     );
     assert!(
@@ -231,8 +290,7 @@ fn gstreamer_plays_every_playlist_and_mpd_to_eos() {
         sources.len(),
         failures.join("\n")
     );
-    // 5 tracks: 50 media playlists, the multivariant playlists and 15 MPDs.
-    assert!(sources.len() >= 100, "{}", sources.len());
+    assert!(sources.len() >= matrix / SAMPLE_EVERY, "{}", sources.len());
 }
 
 /// The init segment and media segment files of a rendition, in order.

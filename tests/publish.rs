@@ -23,7 +23,14 @@ fn stderr(o: &std::process::Output) -> String {
 fn publish(dir: &Path, prefix: &str, extra: &[&str]) -> std::process::Output {
     let dest = format!("s3://{BUCKET}/{prefix}");
     let flags = weed().flags();
-    let mut args = vec!["publish", dir.to_str().unwrap(), &dest];
+    let report = published_path(dir);
+    let mut args = vec![
+        "publish",
+        dir.to_str().unwrap(),
+        &dest,
+        "--report",
+        report.to_str().unwrap(),
+    ];
     args.extend(flags.iter().map(String::as_str));
     args.extend_from_slice(extra);
     pressing_with_store(&args)
@@ -95,7 +102,7 @@ fn the_fixtures_publish_whole_play_from_the_store_and_republish_as_a_no_op() {
         &["--public-url", &public, "--catalog-url", &receiver.url],
     );
     assert!(o.status.success(), "publish failed: {}", stderr(&o));
-    let report = report(&out);
+    let report = published(&out);
     let tracks = report["tracks"].as_array().unwrap();
 
     // The listing holds exactly the package and one delivery record per track.
@@ -214,7 +221,7 @@ fn the_fixtures_publish_whole_play_from_the_store_and_republish_as_a_no_op() {
     let o = Command::new("node")
         .arg(player.join("play.mjs"))
         .arg(&out)
-        .arg(out.join("report.json"))
+        .arg(out.join("index.json"))
         .env("MEDIA_BASE", &public)
         .env("PLAY_SET", "entry")
         .output()
@@ -242,14 +249,27 @@ fn the_fixtures_publish_whole_play_from_the_store_and_republish_as_a_no_op() {
         }
     }
 
-    // The same package again: nothing uploaded, nothing notified, one listing per track.
+    // The same package again: nothing uploaded, nothing notified, one listing per track, and
+    // no catalog record written again (it holds this destination's URLs already).
+    let records: Vec<(std::path::PathBuf, std::time::SystemTime)> = tracks
+        .iter()
+        .map(|t| {
+            let path = out.join(t["catalog"].as_str().unwrap());
+            let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+            (path, modified)
+        })
+        .collect();
     let o = publish(
         &out,
         prefix,
         &["--public-url", &public, "--catalog-url", &receiver.url],
     );
     assert!(o.status.success(), "second publish failed: {}", stderr(&o));
-    let again = common::report(&out);
+    let again = published(&out);
+    for (path, modified) in &records {
+        let now = std::fs::metadata(path).unwrap().modified().unwrap();
+        assert_eq!(now, *modified, "{path:?} written again by a no-op publish");
+    }
     for t in again["tracks"].as_array().unwrap() {
         let p = &t["publish"];
         assert_eq!(p["uploaded"], 0, "{}: uploaded again", t["id"]);
@@ -430,6 +450,8 @@ fn a_store_outage_halfway_fails_clearly_and_the_rerun_uploads_only_what_is_missi
             "1".into(),
             "--multipart-threshold".into(),
             "5MiB".into(),
+            "--report".into(),
+            published_path(&out).display().to_string(),
         ];
         a.extend(flags.iter().cloned());
         a
@@ -490,7 +512,7 @@ fn a_store_outage_halfway_fails_clearly_and_the_rerun_uploads_only_what_is_missi
         .output()
         .unwrap();
     assert!(o.status.success(), "re-run failed: {}", stderr(&o));
-    let p = &report(&out)["tracks"][0]["publish"];
+    let p = &published(&out)["tracks"][0]["publish"];
     assert_eq!(
         p["skipped"].as_u64().unwrap() as usize,
         before,
@@ -521,7 +543,7 @@ fn the_receiver_gets_retries_on_503_and_a_400_is_reported_as_rejected() {
     let flaky = Receiver::start(&[503, 503]);
     let o = publish(&out, "receiver-ok", &["--catalog-url", &flaky.url]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let r = report(&out);
+    let r = published(&out);
     let tracks = r["tracks"].as_array().unwrap();
     // The first track took three requests (503, 503, 200), the second one.
     assert_eq!(tracks[0]["publish"]["notification"]["attempts"], 3);
@@ -546,7 +568,7 @@ fn the_receiver_gets_retries_on_503_and_a_400_is_reported_as_rejected() {
     let o = publish(&out, "receiver-rejected", &["--catalog-url", &refusing.url]);
     assert_eq!(o.status.code(), Some(76), "{}", stderr(&o));
     assert!(stderr(&o).contains("rejected"));
-    let r = report(&out);
+    let r = published(&out);
     assert_eq!(
         r["tracks"][0]["publish"]["notification"]["status"],
         "rejected"

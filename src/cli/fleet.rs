@@ -1,6 +1,5 @@
 //! `submit`, `worker` and `status`: the fleet's commands over `pressing::fleet`.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,32 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pressing::error::exit;
-use pressing::fleet::worker::{self, Metrics, Services, WorkerOptions};
-use pressing::fleet::{self, submit, JobState, JobStatus, Priority, Queue};
+use pressing::exit;
+use pressing::fleet::metrics::{serve_metrics, Metrics};
+use pressing::fleet::worker::{self, Services, WorkerOptions};
+use pressing::fleet::{submit, JobState, JobStatus, Priority};
 use pressing::ladder::Ladder;
 
 use super::print::print_validation;
 use super::progress::{self, Uploads};
-use super::stores::{self, PublishArgs, StoreArgs};
-
-/// Where the jobs are.
-#[derive(clap::Args, Clone, Debug)]
-pub struct QueueArgs {
-    /// nats://host:4222[,nats://host2:4222…][?replicas=3] (NATS JetStream) or sqlite:PATH
-    /// (a queue file on this machine) [default: sqlite:$XDG_STATE_HOME/pressing/queue.db].
-    #[arg(long)]
-    pub queue: Option<String>,
-}
-
-impl QueueArgs {
-    fn open(&self) -> Result<Box<dyn Queue>, ExitCode> {
-        fleet::open(self.queue.as_deref()).map_err(|e| {
-            progress::error(e.to_string());
-            ExitCode::from(exit::UNAVAILABLE)
-        })
-    }
-}
+use super::stores::{self, PublishArgs, QueueArgs, StoreArgs};
 
 #[derive(clap::Args)]
 pub struct SubmitArgs {
@@ -130,20 +112,53 @@ pub struct StatusArgs {
 
 /// `{"jobs": [{"id", "track", "state", …}]}`: one entry per track. A release is the unit of
 /// work, so the tracks of one release share its job id and state.
-fn jobs_json(statuses: &[JobStatus]) -> serde_json::Value {
-    let entries: Vec<serde_json::Value> = statuses
+#[derive(serde::Serialize)]
+struct JobsJson<'a> {
+    jobs: Vec<JobLine<'a>>,
+}
+
+/// A job's status as one track of it sees it: every field of the status but its track list.
+#[derive(serde::Serialize)]
+struct JobLine<'a> {
+    id: &'a str,
+    release: &'a str,
+    state: JobState,
+    priority: Priority,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    submitted_ms: u64,
+    updated_ms: u64,
+    track: &'a str,
+}
+
+fn jobs_json(statuses: &[JobStatus]) -> JobsJson<'_> {
+    let jobs = statuses
         .iter()
         .flat_map(|s| {
-            let mut job = serde_json::to_value(s).expect("a status serialises");
-            job.as_object_mut().map(|o| o.remove("tracks"));
-            s.tracks.iter().map(move |t| {
-                let mut entry = job.clone();
-                entry["track"] = t.as_str().into();
-                entry
+            s.tracks.iter().map(move |track| JobLine {
+                id: &s.id,
+                release: &s.release,
+                state: s.state,
+                priority: s.priority,
+                attempts: s.attempts,
+                worker: s.worker.as_deref(),
+                progress: s.progress,
+                code: s.code,
+                message: s.message.as_deref(),
+                submitted_ms: s.submitted_ms,
+                updated_ms: s.updated_ms,
+                track,
             })
         })
         .collect();
-    serde_json::json!({ "jobs": entries })
+    JobsJson { jobs }
 }
 
 fn print_status(s: &JobStatus) {
@@ -179,7 +194,7 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
     };
     let queue = match args.queue.open() {
         Ok(q) => q,
-        Err(code) => return code,
+        Err(code) => return ExitCode::from(code),
     };
     let opts = submit::SubmitOptions {
         ladder: &ladder,
@@ -199,6 +214,15 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
+    // The job ids on standard output, one line each (`JOB=$(pressing submit ...)`); the
+    // summary on standard error.
+    if !args.json {
+        let ids: String = submitted
+            .iter()
+            .map(|s| format!("{}\n", s.job.id))
+            .collect();
+        progress::data(ids);
+    }
     for s in &submitted {
         progress::info(format!(
             "{}  {}  {} ({} file(s) uploaded, {} bytes)",
@@ -270,8 +294,7 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
         }
     }
     if args.json {
-        let text = serde_json::to_string_pretty(&jobs_json(&statuses)).expect("JSON");
-        progress::data(format!("{text}\n"));
+        super::json_out(&jobs_json(&statuses));
     }
     code
 }
@@ -279,7 +302,7 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
 pub fn status(args: StatusArgs) -> ExitCode {
     let queue = match args.queue.open() {
         Ok(q) => q,
-        Err(code) => return code,
+        Err(code) => return ExitCode::from(code),
     };
     let mut out = Vec::new();
     let mut missing = false;
@@ -301,8 +324,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
         return ExitCode::from(exit::UNAVAILABLE);
     }
     if args.json {
-        let text = serde_json::to_string_pretty(&jobs_json(&out)).expect("JSON");
-        progress::data(format!("{text}\n"));
+        super::json_out(&jobs_json(&out));
     } else {
         out.iter().for_each(print_status);
     }
@@ -336,100 +358,6 @@ fn host_name() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".into())
-}
-
-/// The Prometheus text exposition of a worker's counters.
-fn metrics_text(m: &Metrics) -> String {
-    let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let secs = |a: &std::sync::atomic::AtomicU64| g(a) as f64 / 1000.0;
-    let encode = secs(&m.encode_millis);
-    let rtf = if encode > 0.0 {
-        secs(&m.audio_millis) / encode
-    } else {
-        0.0
-    };
-    let mut t = String::new();
-    t += "# HELP pressing_jobs_total Jobs that ended on this worker, by outcome.\n";
-    t += "# TYPE pressing_jobs_total counter\n";
-    for (outcome, v) in [
-        ("published", &m.published),
-        ("retried", &m.retried),
-        ("dead", &m.dead),
-        ("released", &m.released),
-    ] {
-        t += &format!("pressing_jobs_total{{outcome=\"{outcome}\"}} {}\n", g(v));
-    }
-    t += "# HELP pressing_stage_seconds_total Time spent per stage.\n";
-    t += "# TYPE pressing_stage_seconds_total counter\n";
-    for (stage, v) in [
-        ("download", &m.download_millis),
-        ("encode", &m.encode_millis),
-        ("publish", &m.publish_millis),
-    ] {
-        t += &format!(
-            "pressing_stage_seconds_total{{stage=\"{stage}\"}} {}\n",
-            secs(v)
-        );
-    }
-    t += "# HELP pressing_encode_realtime_factor Audio seconds pressed per encode second.\n";
-    t += "# TYPE pressing_encode_realtime_factor gauge\n";
-    t += &format!("pressing_encode_realtime_factor {rtf}\n");
-    t += "# HELP pressing_published_bytes_total Bytes uploaded to the output store.\n";
-    t += "# TYPE pressing_published_bytes_total counter\n";
-    t += &format!("pressing_published_bytes_total {}\n", g(&m.bytes_published));
-    t += "# HELP pressing_jobs_in_flight Jobs running now.\n";
-    t += "# TYPE pressing_jobs_in_flight gauge\n";
-    t += &format!("pressing_jobs_in_flight {}\n", g(&m.in_flight));
-    t += "# HELP pressing_queue_lag_seconds_total Submit-to-claim time summed over claims.\n";
-    t += "# TYPE pressing_queue_lag_seconds_total counter\n";
-    t += &format!("pressing_queue_lag_seconds_total {}\n", secs(&m.lag_millis));
-    t += "# HELP pressing_jobs_claimed_total Jobs claimed.\n";
-    t += "# TYPE pressing_jobs_claimed_total counter\n";
-    t += &format!("pressing_jobs_claimed_total {}\n", g(&m.claimed));
-    t
-}
-
-/// A tiny HTTP/1.1 responder for /metrics, /healthz and /readyz (GET only).
-fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut reader = BufReader::new(&stream);
-            let mut request = String::new();
-            if reader.read_line(&mut request).is_err() {
-                continue;
-            }
-            // Drain the headers.
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let path = request.split_whitespace().nth(1).unwrap_or("/");
-            let (status, body, kind) = match path {
-                "/metrics" => (
-                    "200 OK",
-                    metrics_text(&metrics),
-                    "text/plain; version=0.0.4",
-                ),
-                "/healthz" => ("200 OK", "ok\n".to_string(), "text/plain"),
-                "/readyz" if ready.load(Ordering::SeqCst) => {
-                    ("200 OK", "ready\n".to_string(), "text/plain")
-                }
-                "/readyz" => (
-                    "503 Service Unavailable",
-                    "stopping\n".to_string(),
-                    "text/plain",
-                ),
-                _ => ("404 Not Found", "not found\n".to_string(), "text/plain"),
-            };
-            let mut s = &stream;
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
 }
 
 /// SIGTERM and SIGINT set `stop` (a second one exits at once).
@@ -477,7 +405,7 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
     };
     let queue = match args.queue.open() {
         Ok(q) => q,
-        Err(code) => return code,
+        Err(code) => return ExitCode::from(code),
     };
     let name = args
         .name
@@ -500,11 +428,7 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
     let stop = Arc::new(worker::Stop::default());
     on_stop_signals(stop.clone(), span.clone());
     let scratch = args.scratch.clone().unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir)
-            .join("pressing/worker")
+        pressing::dirs::pressing_dir(pressing::dirs::UserDir::Cache).join("worker")
     });
     let opts = WorkerOptions {
         name: name.clone(),

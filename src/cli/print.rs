@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use pressing::error::exit;
+use pressing::exit;
+use pressing::pipeline::Published;
 
 use super::progress;
 use pressing::ingest::validate::ValidationReport;
@@ -71,24 +72,22 @@ pub fn print_validation(report: &ValidationReport) {
 }
 
 /// One line per published track; exit 76 when the catalog rejected a notification.
-pub fn print_published(report: &serde_json::Value) -> ExitCode {
-    let mut rejected = false;
-    for t in report["tracks"].as_array().into_iter().flatten() {
-        let p = &t["publish"];
-        let status = p["notification"]["status"].as_str().unwrap_or("?");
-        rejected |= status == "rejected";
+pub fn print_published(published: &Published) -> ExitCode {
+    for t in &published.index.tracks {
+        let Some(p) = &t.publish else { continue };
         progress::info(format!(
-            "published {} -> {}: {} uploaded, {} already there, {} bytes, {} requests, {:.2} s; catalog: {status}",
-            t["id"].as_str().unwrap_or("?"),
-            p["destination"].as_str().unwrap_or("?"),
-            p["uploaded"],
-            p["skipped"],
-            p["bytes"],
-            p["requests"],
-            p["seconds"].as_f64().unwrap_or(0.0),
+            "published {} -> {}: {} uploaded, {} already there, {} bytes, {} requests, {:.2} s; catalog: {}",
+            t.id,
+            p.destination,
+            p.uploaded,
+            p.skipped,
+            p.bytes,
+            p.requests,
+            p.seconds,
+            p.notification.status.as_str(),
         ));
     }
-    if rejected {
+    if published.rejected().is_some() {
         progress::error("the catalog rejected a notification (see tracks[].publish.notification); the package is published");
         ExitCode::from(exit::REJECTED)
     } else {

@@ -94,7 +94,8 @@ pub fn error(line: impl AsRef<str>) {
     eprintln!("{} {}", paint("error:", "31"), line.as_ref());
 }
 
-/// Data for standard output (`--json`, `ladders`, completions, the man page), printed whole.
+/// Data for standard output (what a command made: catalog records, job ids; `--json`,
+/// `ladders`, completions, the man page), printed whole.
 ///
 /// A reader that stops early (`| head`, `| grep -q`) closes the pipe: that is not an error, the
 /// reader has what it wanted, so a broken pipe ends the output quietly instead of panicking as

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use pressing::error::exit;
+use pressing::exit;
 
 use super::progress;
+use pressing::fleet::{self, Queue};
 use pressing::publish::{
     self, webhook, CatalogNotifier, HttpNotifier, LocalStore, NoNotifier, PublishOptions,
     S3Options, S3Store, Store, WebhookSecret,
@@ -100,6 +101,25 @@ impl PublishArgs {
     }
 }
 
+/// Where the jobs are.
+#[derive(clap::Args, Clone, Debug)]
+pub struct QueueArgs {
+    /// nats://host:4222[,nats://host2:4222…][?replicas=3] (NATS JetStream) or sqlite:PATH
+    /// (a queue file on this machine) [default: sqlite:$XDG_STATE_HOME/pressing/queue.db].
+    #[arg(long)]
+    pub queue: Option<String>,
+}
+
+impl QueueArgs {
+    /// The queue the flag names (`fleet::open`); prints the problem and returns the exit code.
+    pub fn open(&self) -> Result<Box<dyn Queue>, u8> {
+        fleet::open(self.queue.as_deref()).map_err(|e| {
+            progress::error(e.to_string());
+            exit::UNAVAILABLE
+        })
+    }
+}
+
 pub fn is_remote(destination: &str) -> bool {
     destination.starts_with("s3://")
 }
@@ -143,10 +163,7 @@ pub fn open(destination: &str, args: &StoreArgs) -> Result<Box<dyn Store>, u8> {
 
 /// The staging folder of an s3:// run: under the user's cache folder, one per destination.
 pub fn default_staging(destination: &str) -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
+    let base = pressing::dirs::pressing_dir(pressing::dirs::UserDir::Cache);
     let name: String = destination
         .trim_start_matches("s3://")
         .chars()
@@ -158,7 +175,7 @@ pub fn default_staging(destination: &str) -> PathBuf {
             }
         })
         .collect();
-    base.join("pressing/staging").join(name)
+    base.join("staging").join(name)
 }
 
 /// `16MiB`, `512KiB`, `1GiB`, `5000000`.

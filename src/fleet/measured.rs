@@ -10,9 +10,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::analysis::{Loudness, FINDING_CODES};
-use crate::ingest::findings::{Finding, Severity};
-use crate::ingest::validate::{Measured, MeasuredTrack};
+use crate::ingest::{Finding, Loudness, Measured, MeasuredTrack, Severity, FINDING_CODES};
 
 /// The version of pressing that measured.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -126,7 +124,7 @@ impl JobMeasurements {
                     .map(|f| {
                         let code = FINDING_CODES.iter().find(|c| **c == f.code)?;
                         Some(Finding {
-                            code,
+                            code: std::borrow::Cow::Borrowed(*code),
                             severity: f.severity,
                             file: String::new(),
                             location: f.location.clone(),

@@ -15,8 +15,14 @@
 //! - [`submit`]: validate, upload masters to the incoming store, enqueue.
 //! - [`worker`]: claim, heartbeat, download, run, publish, then ack, retry or dead-letter.
 
+// Without the services (the fuzz build), nothing opens a queue.
+#![cfg_attr(not(feature = "services"), allow(dead_code))]
+
 pub mod measured;
+pub mod metrics;
+#[cfg(feature = "services")]
 pub mod nats;
+#[cfg(feature = "services")]
 pub mod sqlite;
 pub mod submit;
 pub mod worker;
@@ -39,7 +45,8 @@ pub fn retry_delay(attempts: u32) -> Duration {
 }
 
 /// Which jobs a worker takes first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "services", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// New releases: taken before any normal job that is waiting.
@@ -197,7 +204,10 @@ pub struct Lease {
 }
 
 pub(crate) enum LeaseHandle {
-    Sqlite { token: String },
+    Sqlite {
+        token: String,
+    },
+    #[cfg(feature = "services")]
     Nats(Box<async_nats::jetstream::Message>),
 }
 
@@ -289,10 +299,9 @@ impl QueueSettings {
 
 /// Open a queue from its spec: `nats://host:port[,host:port…][?settings]`,
 /// `sqlite:PATH[?settings]`, or (none) the default file under the user's state folder.
+#[cfg(feature = "services")]
 pub fn open(spec: Option<&str>) -> Result<Box<dyn Queue>, QueueError> {
-    let spec = spec
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("sqlite:{}", default_queue_file().display()));
+    let spec = queue_spec(spec);
     let (base, query) = spec.split_once('?').unwrap_or((&spec, ""));
     let settings = QueueSettings::parse(&spec, query)?;
     if base.starts_with("nats://") || base.starts_with("tls://") {
@@ -310,16 +319,15 @@ pub fn open(spec: Option<&str>) -> Result<Box<dyn Queue>, QueueError> {
     }
 }
 
+/// The queue a spec names, the default queue file when there is none.
+fn queue_spec(spec: Option<&str>) -> String {
+    spec.map(str::to_string)
+        .unwrap_or_else(|| format!("sqlite:{}", default_queue_file().display()))
+}
+
 /// `$XDG_STATE_HOME/pressing/queue.db` (`~/.local/state/pressing/queue.db`).
 pub fn default_queue_file() -> std::path::PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|s| !s.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
-                .join(".local/state")
-        });
-    state.join("pressing").join("queue.db")
+    crate::dirs::pressing_dir(crate::dirs::UserDir::State).join("queue.db")
 }
 
 pub fn now_ms() -> u64 {
@@ -350,12 +358,21 @@ mod tests {
             let e = QueueSettings::parse("q", bad).unwrap_err();
             assert!(e.message.contains(bad), "{bad}: {e}");
         }
+        #[cfg(feature = "services")]
         assert!(open(Some("redis://x")).is_err());
     }
 
     #[test]
-    fn the_default_queue_is_under_the_state_folder() {
+    fn the_default_queue_is_the_state_folders_queue_file() {
         let f = default_queue_file();
-        assert!(f.ends_with("pressing/queue.db"), "{f:?}");
+        assert_eq!(
+            f,
+            crate::dirs::pressing_dir(crate::dirs::UserDir::State).join("queue.db")
+        );
+        assert!(f.is_absolute(), "{f:?}");
+        // The spec without a queue names that file.
+        let spec = format!("sqlite:{}", f.display());
+        assert_eq!(queue_spec(None), spec);
+        assert_eq!(queue_spec(Some("nats://h:4222")), "nats://h:4222");
     }
 }

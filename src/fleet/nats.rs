@@ -252,7 +252,7 @@ impl Queue for NatsQueue {
                         // Not a job of ours: keep it for a person, out of the queue.
                         let body = serde_json::json!({
                             "job": String::from_utf8_lossy(&m.payload),
-                            "code": crate::error::exit::BAD_INPUT,
+                            "code": crate::exit::BAD_INPUT,
                             "message": format!("not a pressing job: {e}"),
                         });
                         let id = format!("invalid.{}", now_ms());
@@ -272,7 +272,7 @@ impl Queue for NatsQueue {
                     let message = format!(
                         "gave up after {MAX_ATTEMPTS} attempts (the last worker stopped without a result)"
                     );
-                    self.dead_async(&lease, crate::error::exit::UNAVAILABLE, &message)
+                    self.dead_async(&lease, crate::exit::UNAVAILABLE, &message)
                         .await?;
                     continue;
                 }

@@ -238,7 +238,7 @@ impl Queue for SqliteQueue {
                     let message = format!(
                         "gave up after {MAX_ATTEMPTS} attempts (the last worker stopped without a result)"
                     );
-                    self.dead(lease, crate::error::exit::UNAVAILABLE, &message)?;
+                    self.dead(lease, crate::exit::UNAVAILABLE, &message)?;
                     continue;
                 }
                 return Ok(Some(lease));

@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256};
 use super::measured::JobMeasurements;
 use super::{now_ms, Job, JobFile, JobStatus, Priority, Queue};
 use crate::error::Error;
-use crate::ingest::validate::{validate, Measured, ValidateOptions};
+use crate::ingest::{validate, Measured, ValidateOptions};
 use crate::ladder::Ladder;
-use crate::layout::{self, Artifact, ArtifactKind};
-use crate::publish::{hex, Store, Upload, UploadProgress};
+use crate::layout::{self, hex, Artifact, ArtifactKind};
+use crate::publish::{Store, Upload, UploadProgress};
 
 /// Hex digits of a job id (96 bits).
 pub const JOB_ID_DIGITS: usize = 24;

@@ -15,13 +15,12 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+use super::metrics::Metrics;
 use super::{retry_delay, Job, Lease, Queue, MAX_ATTEMPTS};
 use crate::error::Error;
 use crate::ladder::Ladder;
-use crate::layout;
-use crate::pipeline::{self, RunOptions};
-use crate::publish::{CatalogNotifier, NoUploadProgress, PublishOptions, Store};
-use crate::transcode::engine::ProgressSink;
+use crate::pipeline::{self, ProgressSink, RunOptions};
+use crate::publish::{self, CatalogNotifier, NoUploadProgress, PublishOptions, Store};
 
 pub struct WorkerOptions {
     /// This worker's name in status and logs.
@@ -41,23 +40,6 @@ pub struct WorkerOptions {
     pub grace: Duration,
     /// Stop after this many jobs (tests, one-shot runs); `None`: until stopped.
     pub max_jobs: Option<u64>,
-}
-
-/// Counters of a worker's life, for `/metrics` and the exit summary.
-#[derive(Default)]
-pub struct Metrics {
-    pub published: AtomicU64,
-    pub retried: AtomicU64,
-    pub dead: AtomicU64,
-    pub released: AtomicU64,
-    pub in_flight: AtomicU64,
-    pub bytes_published: AtomicU64,
-    pub audio_millis: AtomicU64,
-    pub encode_millis: AtomicU64,
-    pub publish_millis: AtomicU64,
-    pub download_millis: AtomicU64,
-    pub lag_millis: AtomicU64,
-    pub claimed: AtomicU64,
 }
 
 /// The shared services a worker runs against.
@@ -382,6 +364,14 @@ fn press_steps(
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Some((cores / opts.concurrency.max(1)).max(1))
     });
+    // Each track's `source` names where its master is for the fleet: the incoming store.
+    let sources = job
+        .files
+        .iter()
+        .map(|f| (folder.join(&f.name), services.incoming.locator(&f.key)))
+        .collect();
+    let served_at =
+        |key: &str| publish::object_url(opts.publish.public_url.as_deref(), services.out, key);
     let run = RunOptions {
         inputs: vec![if job.folder {
             folder.clone()
@@ -394,35 +384,16 @@ fn press_steps(
         gapless: job.gapless,
         allow_lossy: job.allow_lossy,
         measured: measured.map(std::sync::Arc::new),
+        sources,
+        served_at: Some(&served_at),
     };
-    // Each track's `source` names where its master is for the fleet: the incoming store.
-    let sources: std::collections::HashMap<String, String> = job
-        .files
-        .iter()
-        .map(|f| {
-            let local = folder.join(&f.name).display().to_string();
-            (local, services.incoming.locator(&f.key))
-        })
-        .collect();
     let started = Instant::now();
-    let mut report = pipeline::run(&run, progress)?;
-    for t in &mut report.tracks {
-        if let Some(s) = sources.get(&t.source) {
-            t.source = s.clone();
-            relabel_source(&out.join(&t.id).join(layout::CATALOG_RECORD), s)?;
-        }
-    }
+    let report = pipeline::run(&run, progress)?;
     add_millis(&metrics.encode_millis, started);
     metrics.audio_millis.fetch_add(
         (report.stats.audio_seconds * 1000.0) as u64,
         Ordering::Relaxed,
     );
-    let text = serde_json::to_string_pretty(&report).expect("the report serialises");
-    let report_path = out.join(layout::REPORT);
-    std::fs::write(&report_path, format!("{text}\n")).map_err(|source| Error::Output {
-        path: report_path,
-        source,
-    })?;
     if grace_over() {
         return Ok(false);
     }
@@ -435,34 +406,15 @@ fn press_steps(
         &NoUploadProgress,
     )?;
     add_millis(&metrics.publish_millis, started);
-    let tracks = published["tracks"].as_array().cloned().unwrap_or_default();
-    for t in &tracks {
-        let p = &t["publish"];
-        metrics
-            .bytes_published
-            .fetch_add(p["bytes"].as_u64().unwrap_or(0), Ordering::Relaxed);
-        if p["notification"]["status"] == "rejected" {
-            return Err(Error::CatalogRejected {
-                track: t["id"].as_str().unwrap_or("?").to_string(),
-            });
-        }
+    metrics
+        .bytes_published
+        .fetch_add(published.bytes(), Ordering::Relaxed);
+    if let Some(t) = published.rejected() {
+        return Err(Error::CatalogRejected {
+            track: t.id.clone(),
+        });
     }
     Ok(true)
-}
-
-/// Set the `source` of a catalog record written by the pipeline.
-fn relabel_source(path: &Path, source: &str) -> Result<(), Error> {
-    let io = |source| Error::Output {
-        path: path.to_owned(),
-        source,
-    };
-    let text = std::fs::read_to_string(path).map_err(io)?;
-    let mut record: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Internal(format!("{path:?}: the pipeline wrote bad JSON: {e}")))?;
-    record["source"] = source.into();
-    let mut text = serde_json::to_string_pretty(&record).expect("JSON serialises");
-    text.push('\n');
-    std::fs::write(path, text).map_err(io)
 }
 
 /// Download one of a job's files to `to` and check that its SHA-256 is the one submit saw.

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use ebur128::{EbuR128, Mode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::findings::Finding;
 
@@ -54,18 +54,26 @@ pub const FINDING_CODES: &[&str] = &[
 ];
 
 /// Loudness of a track or an album.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Loudness {
     /// Integrated loudness (LUFS); `None` for digital silence (below the absolute gate).
     pub integrated_lufs: Option<f64>,
     /// Loudness range (LU).
     pub loudness_range_lu: f64,
-    /// Highest sample peak over all channels (dBFS).
+    /// Highest sample peak over all channels (dBFS); JSON has no infinity, so the peak of
+    /// digital silence is written as `null` and read back as minus infinity.
+    #[serde(deserialize_with = "peak_db")]
     pub sample_peak_dbfs: f64,
-    /// Highest true peak over all channels (dBTP).
+    /// Highest true peak over all channels (dBTP), as the sample peak.
+    #[serde(deserialize_with = "peak_db")]
     pub true_peak_dbtp: f64,
     /// ReplayGain 2.0 style gain to -18 LUFS (dB).
     pub replaygain_db: Option<f64>,
+}
+
+/// A peak level as JSON holds it: `null` is the level of digital silence.
+fn peak_db<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
 }
 
 fn db(linear: f64) -> f64 {

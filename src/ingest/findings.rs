@@ -4,6 +4,7 @@
 //! release, a warning informs), the file, where in it (field path, sample or byte offset), what
 //! was found and how to fix it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
@@ -16,13 +17,14 @@ pub enum Severity {
     Error,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    pub code: &'static str,
+    /// One of the codes the README lists (a finding read back from a file owns its code).
+    pub code: Cow<'static, str>,
     pub severity: Severity,
     pub file: String,
     /// Field path (`tracks[3].isrc`), sample position (`sample 44100`) or byte offset.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     pub message: String,
     pub fix: String,
@@ -31,7 +33,7 @@ pub struct Finding {
 impl Finding {
     pub fn error(code: &'static str, file: &Path, message: String, fix: &str) -> Finding {
         Finding {
-            code,
+            code: Cow::Borrowed(code),
             severity: Severity::Error,
             file: file.display().to_string(),
             location: None,

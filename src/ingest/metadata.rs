@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::findings::Finding;
@@ -42,7 +42,7 @@ const TRACK_KEYS: [&str; 8] = [
 
 /// A track as the metadata describes it: the fields that passed their checks. Serialized into
 /// the catalog record.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrackMetadata {
     #[serde(skip)]
     pub file: PathBuf,
@@ -57,18 +57,18 @@ pub struct TrackMetadata {
 }
 
 /// Where a release may be streamed: `worldwide` or `countries`, minus `excluded`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Territories {
     pub worldwide: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub countries: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded: Vec<String>,
 }
 
 /// What the pipeline uses of a valid (or partly valid) release.json: the fields that passed
 /// their checks. Serialized (without its tracks) into each track's catalog record.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseMetadata {
     pub title: Option<String>,
     pub artists: Vec<String>,
@@ -632,7 +632,7 @@ mod tests {
         let (_, f) = check_release(Path::new("release.json"), json, &dir, &[]);
         let codes: Vec<(&str, &str)> = f
             .iter()
-            .map(|f| (f.code, f.location.as_deref().unwrap_or("")))
+            .map(|f| (&*f.code, f.location.as_deref().unwrap_or("")))
             .collect();
         for want in [
             ("metadata.empty-field", "title"),

@@ -21,6 +21,10 @@ pub mod findings;
 pub mod metadata;
 pub mod validate;
 
+pub use analysis::{Loudness, FINDING_CODES};
+pub use findings::{Finding, Severity};
+pub use validate::{validate, Measured, MeasuredTrack, ValidateOptions, ValidationReport};
+
 /// File extensions taken as masters when a folder is given.
 /// Lossy formats are listed too, so that a folder holding them is refused by name rather than
 /// silently ignored.

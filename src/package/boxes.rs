@@ -3,15 +3,25 @@
 //! No I/O and no clocks: the same inputs give the same bytes (creation and modification times
 //! are zero). Field names follow ISO/IEC 14496-12 verbatim.
 
-use crate::ingest::analysis::Loudness;
 use crate::ladder::Codec;
 use crate::transcode::{DecoderConfig, StreamConfig};
 
-/// Loudness to describe in the init segment's `ludt` box.
-#[derive(Clone, Debug)]
-pub struct LoudnessInfo {
-    pub track: Loudness,
-    pub album: Option<Loudness>,
+/// The init segment's `ludt` box: the track's loudness and, for an album, the album's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ludt {
+    pub track: LoudnessBase,
+    pub album: Option<LoudnessBase>,
+}
+
+/// What a LoudnessBaseBox (ISO/IEC 23003-4) holds of a measurement.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LoudnessBase {
+    /// Integrated loudness (LUFS); `None` for digital silence.
+    pub integrated_lufs: Option<f64>,
+    pub loudness_range_lu: f64,
+    /// dBFS; not finite for digital silence (then not written).
+    pub sample_peak_dbfs: f64,
+    pub true_peak_dbtp: f64,
 }
 
 /// What the init segment describes.
@@ -26,7 +36,7 @@ pub struct TrackConfig<'a> {
     /// Bit rates for the esds (bit/s).
     pub max_bitrate: u32,
     pub avg_bitrate: u32,
-    pub loudness: Option<&'a LoudnessInfo>,
+    pub loudness: Option<&'a Ludt>,
     /// The `roll` sample group's roll_distance (in samples, i.e. access units; negative for
     /// pre-roll), written as the init segment's `sgpd` when the codec needs one (Opus).
     pub roll_distance: Option<i16>,
@@ -230,7 +240,7 @@ fn write_edts(b: &mut Vec<u8>, track: &TrackConfig<'_>) {
 /// ISO/IEC 14496-12 12.2.7 `ludt` with a TrackLoudnessInfo (`tlou`) and, for an album, an
 /// AlbumLoudnessInfo (`alou`); value encodings from ISO/IEC 23003-4 (as Apple's HLS authoring
 /// specification asks for audio).
-fn write_ludt(b: &mut Vec<u8>, info: &LoudnessInfo) {
+fn write_ludt(b: &mut Vec<u8>, info: &Ludt) {
     write_box(b, b"ludt", |b| {
         write_loudness_base(b, b"tlou", &info.track);
         if let Some(album) = &info.album {
@@ -245,7 +255,7 @@ const BS_1770_4: u8 = 2;
 /// Reliability 3: accurate (measured, not estimated).
 const ACCURATE: u8 = 3;
 
-fn write_loudness_base(b: &mut Vec<u8>, fourcc: &[u8; 4], l: &Loudness) {
+fn write_loudness_base(b: &mut Vec<u8>, fourcc: &[u8; 4], l: &LoudnessBase) {
     // Peak levels: 20 - value / 32 dB, value 1..=4095 (0: not present).
     let peak = |db: f64| -> u32 {
         if db.is_finite() {
@@ -468,18 +478,17 @@ mod tests {
 
     #[test]
     fn ludt_encodes_loudness_and_peaks() {
-        let l = Loudness {
+        let l = LoudnessBase {
             integrated_lufs: Some(-14.0),
             loudness_range_lu: 5.5,
             sample_peak_dbfs: -1.0,
             true_peak_dbtp: -0.5,
-            replaygain_db: Some(-4.0),
         };
         let mut b = Vec::new();
         write_ludt(
             &mut b,
-            &LoudnessInfo {
-                track: l.clone(),
+            &Ludt {
+                track: l,
                 album: Some(l),
             },
         );

@@ -8,33 +8,45 @@
 pub mod boxes;
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
+use crate::ingest::analysis::Loudness;
 use crate::ladder::Codec;
 use crate::layout;
 use crate::transcode::engine::{RenditionSink, TrackSpan};
 use crate::transcode::timeline::SetTiming;
 use crate::transcode::{EncodedPacket, StreamConfig};
 
-pub use boxes::{
-    codecs_string, create_init_segment, create_media_segment, Fragment, LoudnessInfo, TrackConfig,
-};
+pub mod error;
 
-#[derive(Debug, thiserror::Error)]
-pub enum PackageError {
-    #[error("cannot write {path:?}: {source}")]
-    Write { path: PathBuf, source: io::Error },
-    #[error("rendition {rendition:?}: encoder produced {media} samples, fewer than priming {priming} + presented {presented}")]
-    ShortStream {
-        rendition: String,
-        media: u64,
-        priming: u32,
-        presented: u64,
-    },
+pub use boxes::{
+    codecs_string, create_init_segment, create_media_segment, Fragment, LoudnessBase, Ludt,
+    TrackConfig,
+};
+pub use error::PackageError;
+
+/// The loudness a track's renditions carry (`ludt`), as ingest measured it.
+#[derive(Clone, Debug)]
+pub struct LoudnessInfo {
+    pub track: Loudness,
+    pub album: Option<Loudness>,
+}
+
+impl LoudnessInfo {
+    fn ludt(&self) -> Ludt {
+        let base = |l: &Loudness| LoudnessBase {
+            integrated_lufs: l.integrated_lufs,
+            loudness_range_lu: l.loudness_range_lu,
+            sample_peak_dbfs: l.sample_peak_dbfs,
+            true_peak_dbtp: l.true_peak_dbtp,
+        };
+        Ludt {
+            track: base(&self.track),
+            album: self.album.as_ref().map(base),
+        }
+    }
 }
 
 /// One written media segment, in the rendition's timescale.
@@ -313,13 +325,14 @@ impl RenditionPackager {
         let total_bytes: u64 = self.segments.iter().map(|s| s.bytes).sum();
         let average_bandwidth =
             (total_bytes as f64 * 8.0 * rate / media_duration as f64).ceil() as u64;
+        let ludt = loudness.map(LoudnessInfo::ludt);
         let init = create_init_segment(&TrackConfig {
             stream: &stream,
             presented_samples,
             max_sample_size: self.max_sample_size,
             max_bitrate: bandwidth.min(u64::from(u32::MAX)) as u32,
             avg_bitrate: average_bandwidth.min(u64::from(u32::MAX)) as u32,
-            loudness,
+            loudness: ludt.as_ref(),
             roll_distance: self.roll_distance,
         });
         let init_file = layout::INIT_FILE.to_string();
@@ -360,17 +373,21 @@ pub struct PackagerSink<'a> {
 
 impl RenditionSink for PackagerSink<'_> {
     type Output = PackagedRendition;
+    type Error = PackageError;
 
-    fn push(&mut self, packet: EncodedPacket) -> Result<(), Error> {
-        Ok(self.packager.push(packet)?)
+    fn push(&mut self, packet: EncodedPacket) -> Result<(), PackageError> {
+        self.packager.push(packet)
     }
 
-    fn finish(self, stream: StreamConfig, span: TrackSpan) -> Result<PackagedRendition, Error> {
+    fn finish(
+        self,
+        stream: StreamConfig,
+        span: TrackSpan,
+    ) -> Result<PackagedRendition, PackageError> {
         let max_segments =
             segment_count(span.master_frames, span.master_rate, self.segment_seconds);
-        Ok(self
-            .packager
-            .finish(stream, span.presented, max_segments, self.loudness)?)
+        self.packager
+            .finish(stream, span.presented, max_segments, self.loudness)
     }
 }
 

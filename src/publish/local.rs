@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use md5::{Digest, Md5};
 use rayon::prelude::*;
 
+use crate::layout;
+
 use super::{
     BatchStats, Downloaded, HashedFile, ObjectInfo, Store, StoreError, StoreErrorKind, Upload,
     UploadProgress,
@@ -95,12 +97,7 @@ impl Store for LocalStore {
                 .len();
             let etag = if size <= ETAG_LIMIT {
                 let bytes = fs::read(&path).map_err(|e| self.error(&key, "read", e))?;
-                Some(
-                    Md5::digest(&bytes)
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect(),
-                )
+                Some(layout::hex(&Md5::digest(&bytes)))
             } else {
                 None
             };
@@ -209,16 +206,13 @@ mod tests {
         assert_eq!((s.objects, s.bytes), (1, 8));
         let listed = store.list("t/").unwrap();
         assert_eq!(listed["t/free-aac.m3u8"].size, 8);
-        let md5: String = Md5::digest(b"#EXTM3U\n")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let md5 = layout::hex(&Md5::digest(b"#EXTM3U\n"));
         assert_eq!(listed["t/free-aac.m3u8"].etag, Some(md5));
         assert_eq!(store.get("t/free-aac.m3u8").unwrap().unwrap(), b"#EXTM3U\n");
         assert_eq!(store.get("t/none").unwrap(), None);
         let copy = dir.join("copy.m3u8");
         let got = store.download("t/free-aac.m3u8", &copy).unwrap().unwrap();
-        let sha256 = super::super::hex(&sha2::Sha256::digest(b"#EXTM3U\n"));
+        let sha256 = layout::hex(&sha2::Sha256::digest(b"#EXTM3U\n"));
         assert_eq!(got, Downloaded { size: 8, sha256 });
         assert_eq!(fs::read(&copy).unwrap(), b"#EXTM3U\n");
         assert_eq!(store.download("t/none", &copy).unwrap(), None);

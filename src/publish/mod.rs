@@ -13,7 +13,9 @@
 //! version folders and are never overwritten; only entry manifests are.
 
 pub mod local;
+#[cfg(feature = "services")]
 pub mod s3;
+#[cfg(feature = "services")]
 pub mod webhook;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,10 +25,12 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::layout::{self, Artifact, ArtifactKind};
+use crate::layout::{self, hex, Artifact, ArtifactKind};
 
 pub use local::LocalStore;
+#[cfg(feature = "services")]
 pub use s3::{S3Options, S3Store};
+#[cfg(feature = "services")]
 pub use webhook::{HttpNotifier, NoNotifier, WebhookSecret};
 
 /// What went wrong with a store, which decides retrying and the exit status.
@@ -200,6 +204,17 @@ pub enum DeliveryStatus {
     NotConfigured,
 }
 
+impl DeliveryStatus {
+    /// As the report spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Rejected => "rejected",
+            DeliveryStatus::NotConfigured => "not-configured",
+        }
+    }
+}
+
 /// What the receiver made of a notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
@@ -297,12 +312,14 @@ pub struct TrackPackage {
     pub track: String,
     /// In upload order (`ArtifactKind::ORDER`).
     pub artifacts: Vec<Artifact>,
-    /// The `track.published` body, without its `content` field (publish adds it).
-    pub notification: serde_json::Value,
 }
 
+/// The body of a `track.published` notification, given the digest of the package it
+/// announces (which publish computes as it reads the package).
+pub type NotificationBody<'a> = &'a (dyn Fn(&str) -> Vec<u8> + Sync);
+
 /// `tracks[].publish` in the report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PublishReport {
     pub destination: String,
     /// Objects uploaded by this run.
@@ -329,6 +346,21 @@ pub struct NotificationReport {
     pub webhook_id: Option<String>,
 }
 
+impl NotificationReport {
+    fn not_configured() -> NotificationReport {
+        NotificationReport {
+            status: DeliveryStatus::NotConfigured,
+            attempts: 0,
+            webhook_id: None,
+        }
+    }
+
+    /// The catalog answered with a permanent refusal (a 4xx other than 429).
+    pub fn rejected(&self) -> bool {
+        self.status == DeliveryStatus::Rejected
+    }
+}
+
 /// The delivery record beside a published track (`layout::DELIVERY_RECORD`).
 #[derive(Debug, Serialize, Deserialize)]
 struct DeliveryRecord {
@@ -342,16 +374,27 @@ struct DeliveryRecord {
 }
 
 impl DeliveryRecord {
+    /// The record at `key`, when the listing `existing` holds it; one request when it does.
+    fn read(
+        store: &dyn Store,
+        key: &str,
+        existing: &BTreeMap<String, ObjectInfo>,
+        requests: &mut u64,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        if !existing.contains_key(key) {
+            return Ok(None);
+        }
+        *requests += 1;
+        Ok(store
+            .get(key)?
+            .and_then(|b| serde_json::from_slice::<DeliveryRecord>(&b).ok()))
+    }
+
     /// Beside the track, never cached: it changes with every delivery.
     fn write(&self, store: &dyn Store, key: &str) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec_pretty(self).expect("a record serialises");
         store.put_bytes(key, &bytes, "application/json", "no-store")
     }
-}
-
-/// Lowercase hex of a digest.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What [`Store::download`] wrote: the object's size and SHA-256 (hex), taken as it streamed,
@@ -417,6 +460,7 @@ fn local_error(destination: &str, key: &str, e: std::io::Error) -> StoreError {
 /// Publish one track's package; see the module docs for the order.
 pub fn publish_track(
     package: &TrackPackage,
+    notification: NotificationBody,
     store: &dyn Store,
     notifier: &dyn CatalogNotifier,
     opts: &PublishOptions,
@@ -505,21 +549,9 @@ pub fn publish_track(
     let id = webhook_id(kind, &package.track, &content_sha256, &destination);
     let record_key = layout::track_key(&package.track, layout::DELIVERY_RECORD);
     let notification = if !notifier.is_configured() {
-        NotificationReport {
-            status: DeliveryStatus::NotConfigured,
-            attempts: 0,
-            webhook_id: None,
-        }
+        NotificationReport::not_configured()
     } else {
-        let earlier = if existing.contains_key(&record_key) {
-            requests += 1;
-            store
-                .get(&record_key)?
-                .and_then(|b| serde_json::from_slice::<DeliveryRecord>(&b).ok())
-        } else {
-            None
-        };
-        match earlier {
+        match DeliveryRecord::read(store, &record_key, &existing, &mut requests)? {
             Some(r) if r.webhook_id == id && r.status == DeliveryStatus::Delivered => {
                 NotificationReport {
                     status: DeliveryStatus::Delivered,
@@ -528,11 +560,9 @@ pub fn publish_track(
                 }
             }
             _ => {
-                let mut body = package.notification.clone();
-                body["content"]["package_sha256"] = content_sha256.clone().into();
                 let n = Notification {
                     webhook_id: id.clone(),
-                    body: serde_json::to_vec(&body).expect("JSON serialises"),
+                    body: notification(&content_sha256),
                 };
                 let delivery = notifier.notify(&n)?;
                 let record = DeliveryRecord {
@@ -602,7 +632,7 @@ pub fn unpublish_track(
     track: &str,
     store: &dyn Store,
     notifier: &dyn CatalogNotifier,
-    body: &dyn Fn(Option<serde_json::Value>) -> serde_json::Value,
+    body: &dyn Fn(Option<&[u8]>) -> serde_json::Value,
 ) -> Result<UnpublishReport, PublishError> {
     let destination = store.destination();
     let prefix = layout::track_prefix(track);
@@ -619,27 +649,18 @@ pub fn unpublish_track(
     let kind = "track.unpublished";
 
     // The pending takedown: from an interrupted run, or made now from the catalog record.
-    let earlier = if existing.contains_key(&record_key) {
-        requests += 1;
-        store
-            .get(&record_key)?
-            .and_then(|b| serde_json::from_slice::<DeliveryRecord>(&b).ok())
-            .filter(|r| r.kind == kind)
-    } else {
-        None
-    };
+    let earlier = DeliveryRecord::read(store, &record_key, &existing, &mut requests)?
+        .filter(|r| r.kind == kind);
     let pending = match earlier {
         Some(r) => r,
         None => {
             let record = if existing.contains_key(&catalog_key) {
                 requests += 1;
-                store
-                    .get(&catalog_key)?
-                    .and_then(|b| serde_json::from_slice(&b).ok())
+                store.get(&catalog_key)?
             } else {
                 None
             };
-            let body = body(record);
+            let body = body(record.as_deref());
             let digest = hex(&Sha256::digest(serde_json::to_vec(&body).expect("JSON")));
             let r = DeliveryRecord {
                 webhook_id: webhook_id(kind, track, &digest, &destination),
@@ -680,11 +701,7 @@ pub fn unpublish_track(
             webhook_id: Some(pending.webhook_id.clone()),
         }
     } else {
-        NotificationReport {
-            status: DeliveryStatus::NotConfigured,
-            attempts: 0,
-            webhook_id: None,
-        }
+        NotificationReport::not_configured()
     };
     requests += store.delete(std::slice::from_ref(&record_key))?;
     Ok(UnpublishReport {

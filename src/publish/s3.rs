@@ -189,22 +189,17 @@ impl Shared {
         e: &SdkError<E, R>,
     ) -> StoreError {
         let (kind, message) = classify(e);
-        let key_text = key.to_string();
-        StoreError::new(
-            kind,
-            &self.destination,
-            Some(&key_text),
-            format!("cannot {action}: {message}"),
-        )
+        self.error(kind, Some(key), format!("cannot {action}: {message}"))
+    }
+
+    /// A failure at this store, of `key` when there is one.
+    fn error(&self, kind: StoreErrorKind, key: Option<&str>, message: String) -> StoreError {
+        StoreError::new(kind, &self.destination, key, message)
     }
 
     fn local(&self, key: &str, e: std::io::Error) -> StoreError {
-        StoreError::new(
-            StoreErrorKind::Local,
-            &self.destination,
-            Some(key),
-            format!("cannot read the local file: {e}"),
-        )
+        let message = format!("cannot read the local file: {e}");
+        self.error(StoreErrorKind::Local, Some(key), message)
     }
 
     /// One object; returns (bytes, requests).
@@ -528,9 +523,8 @@ impl Store for S3Store {
                         first_error.get_or_insert(e);
                     }
                     Err(e) => {
-                        first_error.get_or_insert(StoreError::new(
+                        first_error.get_or_insert(shared.error(
                             StoreErrorKind::Local,
-                            &shared.destination,
                             None,
                             format!("an upload task failed: {e}"),
                         ));
@@ -575,9 +569,8 @@ impl Store for S3Store {
                 return Ok(None);
             };
             let body = out.body.collect().await.map_err(|e| {
-                StoreError::new(
+                shared.error(
                     StoreErrorKind::Unavailable,
-                    &shared.destination,
                     Some(key),
                     format!("cannot read: {e}"),
                 )
@@ -593,9 +586,8 @@ impl Store for S3Store {
     ) -> Result<Option<super::Downloaded>, StoreError> {
         let shared = self.shared();
         let local = |e: std::io::Error| {
-            StoreError::new(
+            shared.error(
                 StoreErrorKind::Local,
-                &shared.destination,
                 Some(key),
                 format!("cannot write {}: {e}", to.display()),
             )
@@ -607,9 +599,8 @@ impl Store for S3Store {
             let mut file = super::HashedFile::create(to).map_err(local)?;
             while let Some(chunk) = out.body.next().await {
                 let chunk = chunk.map_err(|e| {
-                    StoreError::new(
+                    shared.error(
                         StoreErrorKind::Unavailable,
-                        &shared.destination,
                         Some(key),
                         format!("download broke off: {e}"),
                     )
@@ -677,9 +668,8 @@ impl Store for S3Store {
                     .map(|k| ObjectIdentifier::builder().key(self.full_key(k)).build())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| {
-                        StoreError::new(
+                        shared.error(
                             StoreErrorKind::Refused,
-                            &shared.destination,
                             None,
                             format!("cannot name the objects to delete: {e}"),
                         )
@@ -689,9 +679,8 @@ impl Store for S3Store {
                     .quiet(true)
                     .build()
                     .map_err(|e| {
-                        StoreError::new(
+                        shared.error(
                             StoreErrorKind::Refused,
-                            &shared.destination,
                             None,
                             format!("cannot build the delete request: {e}"),
                         )
@@ -708,9 +697,8 @@ impl Store for S3Store {
                 if let Some(err) = out.errors().first() {
                     let key = err.key().unwrap_or_default();
                     let rel = key.get(self.full_key("").len()..).unwrap_or(key);
-                    return Err(StoreError::new(
+                    return Err(shared.error(
                         StoreErrorKind::Refused,
-                        &shared.destination,
                         Some(rel),
                         format!(
                             "cannot delete: {} {}",

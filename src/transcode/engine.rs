@@ -55,8 +55,10 @@ impl ProgressSink for NoProgress {}
 /// Where one rendition's packets go (the packager), and what it hands back when the track ends.
 pub trait RenditionSink: Send {
     type Output: Send;
-    fn push(&mut self, packet: EncodedPacket) -> Result<(), Error>;
-    fn finish(self, stream: StreamConfig, span: TrackSpan) -> Result<Self::Output, Error>;
+    /// The sink's own error (the packager's), which the run reports as the crate's.
+    type Error: Into<Error>;
+    fn push(&mut self, packet: EncodedPacket) -> Result<(), Self::Error>;
+    fn finish(self, stream: StreamConfig, span: TrackSpan) -> Result<Self::Output, Self::Error>;
 }
 
 /// The extent of a finished track.
@@ -103,7 +105,7 @@ impl<S: RenditionSink> RenditionRun<S> {
     fn drain(&mut self, clock: &StageClock) -> Result<(), Error> {
         clock.time(Stage::Package, || {
             while let Some(p) = self.encoder.receive() {
-                self.sink.push(p)?;
+                self.sink.push(p).map_err(Into::into)?;
             }
             Ok(())
         })
@@ -422,7 +424,9 @@ where
                 };
                 let stream = run.encoder.stream_config();
                 let sink = run.sink;
-                let out = clock.time(Stage::Package, || sink.finish(stream, span))?;
+                let out = clock
+                    .time(Stage::Package, || sink.finish(stream, span))
+                    .map_err(Into::into)?;
                 Ok((run.track, run.plan, out))
             }));
         }

@@ -5,19 +5,17 @@
 //! signalling so the stream's object type (2, 5 or 29) is visible to players and to `CODECS`.
 #![allow(unsafe_code)]
 
-use std::collections::VecDeque;
 use std::ptr;
 
 use fdk_aac_sys as sys;
 
 use super::{
-    DecoderConfig, EncodedPacket, Encoder, InputKind, Pcm, RenditionPlan, StreamConfig,
-    TranscodeError,
+    DecoderConfig, EncodedPacket, Encoder, InputKind, PacketQueue, Pcm, RenditionPlan,
+    StreamConfig, TranscodeError,
 };
 use crate::ladder::Codec;
 
 pub struct FdkEncoder {
-    rung: String,
     codec: Codec,
     handle: sys::HANDLE_AACENCODER,
     channels: usize,
@@ -30,8 +28,7 @@ pub struct FdkEncoder {
     input_chunk: usize,
     pending: Vec<i16>,
     out: Vec<u8>,
-    packets: VecDeque<EncodedPacket>,
-    finished: bool,
+    queue: PacketQueue,
 }
 
 // SAFETY: the FDK handle is owned exclusively by this value and used only through `&mut self`;
@@ -60,12 +57,7 @@ fn channel_mode(channels: u16) -> Option<sys::CHANNEL_MODE> {
 impl FdkEncoder {
     pub fn open(plan: &RenditionPlan) -> Result<FdkEncoder, TranscodeError> {
         let codec = plan.rung.codec;
-        let rung = plan.rung.id.clone();
-        let open_err = |message: String| TranscodeError::Open {
-            rung: rung.clone(),
-            codec,
-            message,
-        };
+        let open_err = |message: String| TranscodeError::open(plan, message);
         let aot = match codec {
             Codec::AacLc => sys::AUDIO_OBJECT_TYPE_AOT_AAC_LC,
             Codec::HeAac => sys::AUDIO_OBJECT_TYPE_AOT_SBR,
@@ -82,7 +74,6 @@ impl FdkEncoder {
             return Err(open_err(format!("aacEncOpen failed ({rc:#x})")));
         }
         let mut enc = FdkEncoder {
-            rung: rung.clone(),
             codec,
             handle,
             channels: plan.channels as usize,
@@ -93,8 +84,7 @@ impl FdkEncoder {
             input_chunk: 0,
             pending: Vec::new(),
             out: Vec::new(),
-            packets: VecDeque::new(),
-            finished: false,
+            queue: PacketQueue::new(plan),
         };
         let params: [(sys::AACENC_PARAM, u32, &str); 9] = [
             (sys::AACENC_PARAM_AACENC_AOT, aot as u32, "object type"),
@@ -171,14 +161,6 @@ impl FdkEncoder {
         Ok(enc)
     }
 
-    fn err(&self, message: String) -> TranscodeError {
-        TranscodeError::Encode {
-            rung: self.rung.clone(),
-            codec: self.codec,
-            message,
-        }
-    }
-
     /// Hand pending input to the encoder from the front; with `all`, also a short remainder.
     fn feed(&mut self, all: bool) -> Result<(), TranscodeError> {
         let mut offset = 0;
@@ -243,14 +225,11 @@ impl FdkEncoder {
             return Ok((0, false));
         }
         if rc != sys::AACENC_ERROR_AACENC_OK {
-            return Err(self.err(format!("aacEncEncode failed ({rc:#x})")));
+            return Err(self.queue.error(format!("aacEncEncode failed ({rc:#x})")));
         }
         let n = out_args.numOutBytes.max(0) as usize;
         if n > 0 {
-            self.packets.push_back(EncodedPacket {
-                data: self.out[..n].to_vec(),
-                duration: self.frame_size,
-            });
+            self.queue.push(self.out[..n].to_vec(), self.frame_size);
         }
         Ok((out_args.numInSamples.max(0) as usize, n > 0))
     }
@@ -268,16 +247,15 @@ impl Encoder for FdkEncoder {
     fn send(&mut self, pcm: Pcm<'_>) -> Result<(), TranscodeError> {
         match pcm {
             Pcm::I32(s) => self.pending.extend(s.iter().map(|&v| v as i16)),
-            Pcm::F32(_) => return Err(self.err("FDK takes 16-bit input".into())),
+            Pcm::F32(_) => return Err(self.queue.error("FDK takes 16-bit input".into())),
         }
         self.feed(false)
     }
 
     fn finish(&mut self) -> Result<(), TranscodeError> {
-        if self.finished {
+        if !self.queue.end() {
             return Ok(());
         }
-        self.finished = true;
         if self.codec != Codec::AacLc {
             // The encoder's flush stops once its own delay line is empty, before a decoder's
             // SBR/PS synthesis has released the last real samples (measured: the final ~800
@@ -293,11 +271,11 @@ impl Encoder for FdkEncoder {
                 return Ok(());
             }
         }
-        Err(self.err("flush did not end after 64 calls".into()))
+        Err(self.queue.error("flush did not end after 64 calls".into()))
     }
 
     fn receive(&mut self) -> Option<EncodedPacket> {
-        self.packets.pop_front()
+        self.queue.pop()
     }
 
     fn stream_config(&self) -> StreamConfig {

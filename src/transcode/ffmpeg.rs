@@ -3,7 +3,6 @@
 //! All of the crate's libavcodec FFI is here; no `AVFrame` or `ffmpeg::Error` leaves this file.
 #![allow(unsafe_code)]
 
-use std::collections::VecDeque;
 use std::sync::Once;
 
 use ff::format::sample::Type as SampleLayout;
@@ -11,8 +10,8 @@ use ff::format::Sample as SampleFormat;
 use ffmpeg_next as ff;
 
 use super::{
-    DecoderConfig, EncodedPacket, Encoder, InputKind, Pcm, RenditionPlan, StreamConfig,
-    TranscodeError,
+    DecoderConfig, EncodedPacket, Encoder, InputKind, PacketQueue, Pcm, RenditionPlan,
+    StreamConfig, TranscodeError,
 };
 use crate::ladder::Codec;
 
@@ -26,7 +25,6 @@ pub fn init() {
 }
 
 pub struct FfmpegEncoder {
-    rung: String,
     codec: Codec,
     encoder: ff::encoder::Audio,
     format: SampleFormat,
@@ -41,8 +39,7 @@ pub struct FfmpegEncoder {
     pending_f32: Vec<f32>,
     pending_i32: Vec<i32>,
     next_pts: i64,
-    packets: VecDeque<EncodedPacket>,
-    finished: bool,
+    queue: PacketQueue,
 }
 
 // SAFETY: the encoder context is owned exclusively by this value and only touched through
@@ -62,12 +59,7 @@ impl FfmpegEncoder {
     pub fn open(plan: &RenditionPlan) -> Result<FfmpegEncoder, TranscodeError> {
         init();
         let codec = plan.rung.codec;
-        let rung = plan.rung.id.clone();
-        let open_err = |message: String| TranscodeError::Open {
-            rung: rung.clone(),
-            codec,
-            message,
-        };
+        let open_err = |message: String| TranscodeError::open(plan, message);
         let (name, format, input_kind) = match codec {
             Codec::AacLc => (
                 "aac",
@@ -163,7 +155,6 @@ impl FfmpegEncoder {
         // SAFETY: the opened context is valid for reads; initial_padding is a plain int.
         let priming = unsafe { (*encoder.as_ptr()).initial_padding.max(0) as u32 };
         let enc = FfmpegEncoder {
-            rung: rung.clone(),
             codec,
             encoder,
             format,
@@ -176,8 +167,7 @@ impl FfmpegEncoder {
             pending_f32: Vec::new(),
             pending_i32: Vec::new(),
             next_pts: 0,
-            packets: VecDeque::new(),
-            finished: false,
+            queue: PacketQueue::new(plan),
         };
         // The sample entry copies ALAC's magic cookie verbatim: it must be the `alac` atom.
         let cookie = enc.extradata();
@@ -188,14 +178,6 @@ impl FfmpegEncoder {
             )));
         }
         Ok(enc)
-    }
-
-    fn err(&self, message: String) -> TranscodeError {
-        TranscodeError::Encode {
-            rung: self.rung.clone(),
-            codec: self.codec,
-            message,
-        }
     }
 
     /// Hand every whole frame of pending input (and with `last`, the remainder) to libavcodec.
@@ -221,7 +203,7 @@ impl FfmpegEncoder {
             self.fill_frame(&mut frame, frames);
             self.encoder
                 .send_frame(&frame)
-                .map_err(|e| self.err(e.to_string()))?;
+                .map_err(|e| self.queue.error(e.to_string()))?;
             self.drain()?;
         }
         Ok(())
@@ -283,14 +265,11 @@ impl FfmpegEncoder {
                         Codec::Flac | Codec::Alac => packet.duration() as u32,
                         _ => self.frame_size as u32,
                     };
-                    self.packets.push_back(EncodedPacket {
-                        data: data.to_vec(),
-                        duration,
-                    });
+                    self.queue.push(data.to_vec(), duration);
                 }
                 Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => break,
                 Err(ff::Error::Eof) => break,
-                Err(e) => return Err(self.err(e.to_string())),
+                Err(e) => return Err(self.queue.error(e.to_string())),
             }
         }
         Ok(())
@@ -352,19 +331,18 @@ impl Encoder for FfmpegEncoder {
     }
 
     fn finish(&mut self) -> Result<(), TranscodeError> {
-        if self.finished {
+        if !self.queue.end() {
             return Ok(());
         }
-        self.finished = true;
         self.encode_pending(true)?;
         self.encoder
             .send_eof()
-            .map_err(|e| self.err(e.to_string()))?;
+            .map_err(|e| self.queue.error(e.to_string()))?;
         self.drain()
     }
 
     fn receive(&mut self) -> Option<EncodedPacket> {
-        self.packets.pop_front()
+        self.queue.pop()
     }
 
     fn stream_config(&self) -> StreamConfig {

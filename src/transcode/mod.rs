@@ -59,6 +59,61 @@ pub struct EncodedPacket {
     pub duration: u32,
 }
 
+/// What both encoder back-ends keep for the engine: the access units ready to receive, in
+/// order, whether the input has ended (so that `finish` flushes once), and which rendition
+/// they encode (for errors).
+#[derive(Debug)]
+pub(crate) struct PacketQueue {
+    rung: String,
+    codec: Codec,
+    packets: std::collections::VecDeque<EncodedPacket>,
+    ended: bool,
+}
+
+impl PacketQueue {
+    pub(crate) fn new(plan: &RenditionPlan) -> PacketQueue {
+        PacketQueue {
+            rung: plan.rung.id.clone(),
+            codec: plan.rung.codec,
+            packets: Default::default(),
+            ended: false,
+        }
+    }
+
+    pub(crate) fn push(&mut self, data: Vec<u8>, duration: u32) {
+        self.packets.push_back(EncodedPacket { data, duration });
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<EncodedPacket> {
+        self.packets.pop_front()
+    }
+
+    /// Mark the input as ended: true the first time, false after.
+    pub(crate) fn end(&mut self) -> bool {
+        !std::mem::replace(&mut self.ended, true)
+    }
+
+    /// The encoder of this rendition failed.
+    pub(crate) fn error(&self, message: String) -> TranscodeError {
+        TranscodeError::Encode {
+            rung: self.rung.clone(),
+            codec: self.codec,
+            message,
+        }
+    }
+}
+
+impl TranscodeError {
+    /// The encoder of `plan` could not be opened.
+    pub(crate) fn open(plan: &RenditionPlan, message: String) -> TranscodeError {
+        TranscodeError::Open {
+            rung: plan.rung.id.clone(),
+            codec: plan.rung.codec,
+            message,
+        }
+    }
+}
+
 /// The codec configuration a packager needs to describe the stream.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DecoderConfig {

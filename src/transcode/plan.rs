@@ -34,7 +34,7 @@ pub fn scaled_bitrate(stereo: u32, channels: u16) -> u32 {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Skipped {
     pub track: String,
     pub rung: String,

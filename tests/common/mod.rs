@@ -46,11 +46,11 @@ pub fn fixtures_out() -> &'static Path {
     OUT.get_or_init(|| run_once("fixtures", &["fixtures/album", "fixtures/gapless"]))
 }
 
-/// A run's report, checked against the committed schema (`schemas/report.schema.json`):
-/// every report a test reads is validated.
-pub fn report(out: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(out.join("report.json")).expect("report.json");
-    let value: serde_json::Value = serde_json::from_str(&text).expect("report is JSON");
+/// A record checked against the committed schema (`schemas/report.schema.json`): every
+/// package index and report a test reads is validated.
+fn schema_checked(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let value: serde_json::Value = serde_json::from_str(&text).expect("the record is JSON");
     static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
     let schema = SCHEMA.get_or_init(|| {
         let text = std::fs::read_to_string(root().join("schemas/report.schema.json"))
@@ -58,11 +58,138 @@ pub fn report(out: &Path) -> serde_json::Value {
         jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("a valid schema")
     });
     let errors: Vec<String> = schema.iter_errors(&value).map(|e| e.to_string()).collect();
-    assert!(
-        errors.is_empty(),
-        "{out:?}/report.json against the schema: {errors:?}"
-    );
+    assert!(errors.is_empty(), "{path:?} against the schema: {errors:?}");
     value
+}
+
+/// An output folder's package index (`index.json`), schema-checked: what was pressed, with
+/// nothing that differs between identical runs (no `stats`, no `publish`).
+pub fn report(out: &Path) -> serde_json::Value {
+    let value = schema_checked(&out.join("index.json"));
+    assert!(value.get("stats").is_none(), "{out:?}/index.json has stats");
+    let tracks = value["tracks"].as_array().expect("tracks");
+    assert!(tracks.iter().all(|t| t.get("publish").is_none()));
+    value
+}
+
+/// Where the publish tests have `pressing publish --report` write for a package folder.
+pub fn published_path(out: &Path) -> PathBuf {
+    out.with_extension("publish.json")
+}
+
+/// The report of the last `pressing publish` of a package folder (`published_path`),
+/// schema-checked: the index with each track's `publish`.
+pub fn published(out: &Path) -> serde_json::Value {
+    let value = schema_checked(&published_path(out));
+    let tracks = value["tracks"].as_array().expect("tracks");
+    assert!(!tracks.is_empty() && tracks.iter().all(|t| t.get("publish").is_some()));
+    value
+}
+
+/// Every file under `dir` whose name `keep` accepts: what a test compares its checks with.
+pub fn files_named(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{d:?}: {e}")) {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().and_then(|n| n.to_str()).is_some_and(&keep) {
+                found.push(p);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// How much of the large matrices (every playlist through every player, every FFmpeg path) a
+/// run plays: all of it with `PRESSING_TEST_FULL=1` (`scripts/test.sh --full`), else one in
+/// `SAMPLE_EVERY` of each stratum, chosen by `PRESSING_TEST_SEED` (scripts/test.sh passes the
+/// commit): the same commit plays the same sample, and successive commits rotate through all.
+pub struct Sampling {
+    pub every: usize,
+    pub seed: u64,
+}
+
+/// One in four of each stratum by default: every player meets every codec family each run.
+pub const SAMPLE_EVERY: usize = 4;
+
+pub fn sampling() -> Sampling {
+    let full = std::env::var("PRESSING_TEST_FULL").is_ok_and(|v| !v.is_empty() && v != "0");
+    let seed = std::env::var("PRESSING_TEST_SEED")
+        .ok()
+        .map(|s| fnv1a(&s) as u64)
+        .unwrap_or(0);
+    Sampling {
+        every: if full { 1 } else { SAMPLE_EVERY },
+        seed,
+    }
+}
+
+/// FNV-1a (32 bits): the sample's hash, the same in `tests/player/play.mjs`.
+pub fn fnv1a(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+impl Sampling {
+    /// The items of a matrix this run checks: within each stratum (what must be covered on
+    /// every run: a player and a codec family, say) the items are ordered by the hash of their
+    /// name, and one in `every` is kept from an offset the seed picks, at least one.
+    pub fn pick<T>(
+        &self,
+        items: Vec<T>,
+        name: impl Fn(&T) -> String,
+        stratum: impl Fn(&T) -> String,
+    ) -> Vec<T> {
+        if self.every <= 1 {
+            return items;
+        }
+        let mut groups: std::collections::BTreeMap<String, Vec<(u32, usize)>> = Default::default();
+        for (i, item) in items.iter().enumerate() {
+            groups
+                .entry(stratum(item))
+                .or_default()
+                .push((fnv1a(&name(item)), i));
+        }
+        let mut keep = vec![false; items.len()];
+        for group in groups.values_mut() {
+            group.sort();
+            let offset = (self.seed as usize) % self.every.min(group.len());
+            for (_, i) in group.iter().skip(offset).step_by(self.every) {
+                keep[*i] = true;
+            }
+        }
+        items
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(item, k)| k.then_some(item))
+            .collect()
+    }
+
+    /// The environment that gives `tests/player/play.mjs` the same sampling.
+    pub fn player_env(&self) -> [(&'static str, String); 2] {
+        [
+            ("PLAY_SAMPLE", self.every.to_string()),
+            ("PLAY_SEED", self.seed.to_string()),
+        ]
+    }
+}
+
+/// Every rendition of an index, with its track's id and entry: the walk most checks make.
+pub fn renditions(
+    index: &serde_json::Value,
+) -> Vec<(String, serde_json::Value, serde_json::Value)> {
+    let mut out = Vec::new();
+    for t in index["tracks"].as_array().unwrap() {
+        for r in t["renditions"].as_array().unwrap() {
+            out.push((t["id"].as_str().unwrap().to_string(), t.clone(), r.clone()));
+        }
+    }
+    out
 }
 
 /// A rendition's folder: its one version folder (`<track>/<rendition>/<version>/`).
@@ -269,6 +396,19 @@ pub fn uncut_programme() -> &'static Path {
 
 /// The count of passed playbacks in tests/player/play.mjs's last line
 /// (`playback: N passed, ...`), and that line.
+/// The player's matrix: (playbacks it would make in full, playbacks it made this run).
+pub fn playback_matrix(stdout: &str) -> (usize, usize) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("{\"matrix\""))
+        .expect("play.mjs prints its matrix");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    (
+        v["matrix"].as_u64().unwrap() as usize,
+        v["playing"].as_u64().unwrap() as usize,
+    )
+}
+
 pub fn playbacks_passed(stdout: &str) -> (usize, &str) {
     let summary = stdout.lines().last().unwrap_or_default();
     let passed = summary

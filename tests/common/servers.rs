@@ -56,16 +56,67 @@ kill -9 "$child" 2>/dev/null; exit 0"#;
         .expect("start a test server");
 }
 
-/// Whether the process whose pid `pid_file` holds is alive (`None`: no pid yet).
-fn pid_alive(pid_file: &Path) -> Option<bool> {
-    let pid = std::fs::read_to_string(pid_file).ok()?;
-    Some(
-        Command::new("kill")
-            .args(["-0", pid.trim()])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success()),
-    )
+/// A server process of the tests (SeaweedFS, a NATS node): started under the watchdog, killed
+/// with -9 and started again with the same arguments (its data stays in its folder).
+struct Daemon {
+    binary: PathBuf,
+    args: Vec<String>,
+    pid_file: PathBuf,
+    /// The port that answers while it runs.
+    port: u16,
+}
+
+impl Daemon {
+    fn spawn(&self) {
+        spawn_watched(&self.binary, &self.args, &self.pid_file);
+    }
+
+    /// Whether it is alive (`None`: no pid yet).
+    fn alive(&self) -> Option<bool> {
+        let pid = std::fs::read_to_string(&self.pid_file).ok()?;
+        Some(
+            Command::new("kill")
+                .args(["-0", pid.trim()])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
+        )
+    }
+
+    /// What it printed.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.pid_file.with_extension("pid.log")).unwrap_or_default()
+    }
+
+    /// Wait until `ready` says it serves; its log if it exits first or never serves.
+    fn wait(&self, what: &str, within: Duration, ready: impl Fn() -> bool) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        while !ready() {
+            // Ours must be the one answering: fail at once if it exited (a port clash).
+            if self.alive() == Some(false) {
+                return Err(format!("{what} exited: {}", self.log()));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{what} did not serve in {within:?}: {}",
+                    self.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// kill -9, and wait until its port is closed.
+    fn kill(&self) {
+        let pid = std::fs::read_to_string(&self.pid_file).unwrap();
+        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "{:?} did not stop", self.binary);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 fn tool(name: &str) -> PathBuf {
@@ -137,9 +188,7 @@ pub fn free_ports(n: u16) -> u16 {
 
 pub struct Weed {
     pub endpoint: String,
-    base: u16,
-    dir: PathBuf,
-    pid_file: PathBuf,
+    daemon: Daemon,
 }
 
 impl Weed {
@@ -158,88 +207,64 @@ impl Weed {
             { "name": "anonymous", "actions": ["Read"] }
         ]});
         std::fs::write(dir.join("s3.json"), config.to_string()).unwrap();
-        on_free_ports(12, |base| {
+        on_free_ports(12, |b| {
+            let args = vec![
+                "mini".to_string(),
+                format!("-dir={}", dir.join("data").display()),
+                "-ip=127.0.0.1".into(),
+                "-ip.bind=127.0.0.1".into(),
+                "-master.telemetry=false".into(),
+                "-admin.ui=false".into(),
+                format!("-s3.config={}", dir.join("s3.json").display()),
+                format!("-bucket={BUCKET}"),
+                format!("-master.port={b}"),
+                format!("-master.port.grpc={}", b + 1),
+                format!("-volume.port={}", b + 2),
+                format!("-volume.port.grpc={}", b + 3),
+                format!("-filer.port={}", b + 4),
+                format!("-filer.port.grpc={}", b + 5),
+                format!("-s3.port={}", b + 6),
+                format!("-s3.port.grpc={}", b + 7),
+                format!("-admin.port={}", b + 8),
+                format!("-admin.port.grpc={}", b + 9),
+                format!("-webdav.port={}", b + 10),
+                "-s3.port.iceberg=0".into(),
+                "-s3.port.lance=0".into(),
+            ];
             let weed = Weed {
-                endpoint: format!("http://127.0.0.1:{}", base + 6),
-                base,
-                pid_file: dir.join("weed.pid"),
-                dir: dir.clone(),
+                endpoint: format!("http://127.0.0.1:{}", b + 6),
+                daemon: Daemon {
+                    binary: tool_or("PRESSING_WEED", "weed"),
+                    args,
+                    pid_file: dir.join("weed.pid"),
+                    port: b + 6,
+                },
             };
-            let started = weed
-                .spawn()
-                .map_err(|log| format!("SeaweedFS exited: {log}"));
+            let started = weed.spawn();
             (weed, started)
         })
     }
 
+    /// Start it and wait until it serves the bucket.
     fn spawn(&self) -> Result<(), String> {
-        let b = self.base;
-        let args = [
-            "mini".to_string(),
-            format!("-dir={}", self.dir.join("data").display()),
-            "-ip=127.0.0.1".into(),
-            "-ip.bind=127.0.0.1".into(),
-            "-master.telemetry=false".into(),
-            "-admin.ui=false".into(),
-            format!("-s3.config={}", self.dir.join("s3.json").display()),
-            format!("-bucket={BUCKET}"),
-            format!("-master.port={b}"),
-            format!("-master.port.grpc={}", b + 1),
-            format!("-volume.port={}", b + 2),
-            format!("-volume.port.grpc={}", b + 3),
-            format!("-filer.port={}", b + 4),
-            format!("-filer.port.grpc={}", b + 5),
-            format!("-s3.port={}", b + 6),
-            format!("-s3.port.grpc={}", b + 7),
-            format!("-admin.port={}", b + 8),
-            format!("-admin.port.grpc={}", b + 9),
-            format!("-webdav.port={}", b + 10),
-            "-s3.port.iceberg=0".into(),
-            "-s3.port.lance=0".into(),
-        ];
-        spawn_watched(&tool_or("PRESSING_WEED", "weed"), &args, &self.pid_file);
-        self.wait_ready()
-    }
-
-    /// Ok once the store answers; the log if weed exited first.
-    fn wait_ready(&self) -> Result<(), String> {
+        self.daemon.spawn();
         let (rt, client) = self.client();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ok = rt
-                .block_on(client.head_bucket().bucket(BUCKET).send())
-                .is_ok();
-            if ok {
-                return Ok(());
-            }
-            // Our weed must be the one answering: fail at once if it exited (a port clash).
-            let log = || std::fs::read_to_string(self.dir.join("weed.pid.log")).unwrap_or_default();
-            if pid_alive(&self.pid_file) == Some(false) {
-                return Err(log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "SeaweedFS did not serve S3 in 60 s: {}",
-                std::fs::read_to_string(self.dir.join("weed.pid.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let serves = || {
+            rt.block_on(client.head_bucket().bucket(BUCKET).send())
+                .is_ok()
+        };
+        self.daemon
+            .wait("SeaweedFS", Duration::from_secs(60), serves)
     }
 
     /// kill -9 the store (its data stays in its folder).
     pub fn kill(&self) {
-        let pid = std::fs::read_to_string(&self.pid_file).unwrap();
-        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.base + 6)).is_ok() {
-            assert!(Instant::now() < deadline, "weed did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.daemon.kill();
     }
 
     pub fn restart(&self) {
         if let Err(log) = self.spawn() {
-            panic!("SeaweedFS exited on restart: {log}");
+            panic!("SeaweedFS on restart: {log}");
         }
     }
 
@@ -431,9 +456,7 @@ pub fn notification_schema() -> jsonschema::Validator {
 /// A NATS server with JetStream on loopback: one node, or one node of a cluster.
 pub struct Nats {
     pub port: u16,
-    dir: PathBuf,
-    pid_file: PathBuf,
-    args: Vec<String>,
+    daemon: Daemon,
 }
 
 impl Nats {
@@ -448,10 +471,7 @@ impl Nats {
             let nodes = Nats::nodes(name, n, base);
             let started = nodes.iter().try_for_each(Nats::try_spawn);
             if started.is_err() {
-                for node in nodes
-                    .iter()
-                    .filter(|n| pid_alive(&n.pid_file) == Some(true))
-                {
+                for node in nodes.iter().filter(|n| n.daemon.alive() == Some(true)) {
                     node.kill();
                 }
             }
@@ -485,9 +505,12 @@ impl Nats {
                 }
                 Nats {
                     port: base + i,
-                    pid_file: node.join("nats.pid"),
-                    dir: node,
-                    args,
+                    daemon: Daemon {
+                        binary: tool_or("PRESSING_NATS_SERVER", "nats-server"),
+                        args,
+                        pid_file: node.join("nats.pid"),
+                        port: base + i,
+                    },
                 }
             })
             .collect()
@@ -495,23 +518,10 @@ impl Nats {
 
     /// Start the node and wait until it listens; the log if it exits or never listens.
     fn try_spawn(&self) -> Result<(), String> {
-        spawn_watched(
-            &tool_or("PRESSING_NATS_SERVER", "nats-server"),
-            &self.args,
-            &self.pid_file,
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let log = || std::fs::read_to_string(self.dir.join("nats.pid.log")).unwrap_or_default();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if pid_alive(&self.pid_file) == Some(false) {
-                return Err(format!("nats-server exited: {}", log()));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!("nats-server did not listen in 30 s: {}", log()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
+        self.daemon.spawn();
+        let listens = || TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+        self.daemon
+            .wait("nats-server", Duration::from_secs(30), listens)
     }
 
     pub fn url(&self) -> String {
@@ -520,13 +530,7 @@ impl Nats {
 
     /// kill -9 the node (its store stays in its folder).
     pub fn kill(&self) {
-        let pid = std::fs::read_to_string(&self.pid_file).unwrap();
-        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-            assert!(Instant::now() < deadline, "nats-server did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.daemon.kill();
     }
 
     pub fn restart(&self) {

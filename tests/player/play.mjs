@@ -175,6 +175,34 @@ for (const t of report.tracks) {
 
 // PLAY_ONLY=<text> plays only the sources whose description contains it (to chase one failure).
 if (process.env.PLAY_ONLY) jobs.splice(0, jobs.length, ...jobs.filter((j) => `${playerName[j.kind]} ${j.what}`.includes(process.env.PLAY_ONLY)));
+// PLAY_SAMPLE=<n> [PLAY_SEED=<s>] plays one in n of each (player, codec) stratum, at least one,
+// ordered by the FNV-1a hash of the source and picked from an offset the seed gives: the rule
+// of tests/common/mod.rs (Sampling::pick), so the default test command rotates through the
+// matrix commit by commit and `scripts/test.sh --full` plays all of it.
+const every = Number(process.env.PLAY_SAMPLE || 1);
+const matrix = jobs.length;
+if (every > 1) {
+  const fnv1a = (text) => {
+    let h = 0x811c9dc5;
+    for (const b of Buffer.from(text, 'utf8')) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+    return h;
+  };
+  const seed = Number(process.env.PLAY_SEED || 0);
+  const groups = new Map();
+  jobs.forEach((j, i) => {
+    const key = `${j.kind} ${j.codecs}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push([fnv1a(`${playerName[j.kind]} ${j.what}`), i]);
+  });
+  const keep = new Set();
+  for (const group of groups.values()) {
+    group.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const offset = seed % Math.min(every, group.length);
+    for (let k = offset; k < group.length; k += every) keep.add(group[k][1]);
+  }
+  jobs.splice(0, jobs.length, ...jobs.filter((_, i) => keep.has(i)));
+}
+console.log(JSON.stringify({ matrix, playing: jobs.length, every }));
 const codecs = [...new Set(jobs.map((j) => j.codecs))];
 const playable = await page.evaluate((list) => Object.fromEntries(
   list.map((c) => [c, MediaSource.isTypeSupported(`audio/mp4; codecs="${c}"`)])), codecs);

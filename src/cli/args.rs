@@ -1,0 +1,150 @@
+//! The command line's arguments (clap): every command and flag, and nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::progress::ProgressMode;
+use super::stores::{PublishArgs, StoreArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "pressing",
+    version,
+    about = "Masters in, gapless CMAF HLS + DASH ladders out"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print errors only (no progress, no summary).
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail (every rendition, every skipped rung, the store's settings).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// How to show progress: bars on a terminal, lines otherwise (auto); JSON lines for
+    /// machines (json), on standard error.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Master files or release folders (masters plus an optional release.json).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// A built-in ladder (`pressing ladders` lists them) or a ladder file (path.toml).
+    #[arg(long, default_value = "music")]
+    pub ladder: String,
+    /// Output folder (each track gets a sub-folder named after its id), or s3://bucket/prefix
+    /// to encode into a local staging folder and publish from there.
+    #[arg(long, default_value = "out")]
+    pub out: String,
+    /// The local staging folder for an s3:// output [default: under the user's cache folder].
+    #[arg(long)]
+    pub staging: Option<PathBuf>,
+    /// Write the run's report (the package index, timing and, for an s3:// output, each
+    /// track's publication) here, and nowhere else.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Worker threads [default: every core].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Treat the inputs, in order, as one continuous programme (gapless album).
+    #[arg(long)]
+    pub gapless: bool,
+    /// Print the run's report on standard output (instead of the catalog records' paths).
+    #[arg(long)]
+    pub json: bool,
+    /// Accept lossy masters (MP3, AAC, Vorbis, Opus) with a warning.
+    #[arg(long)]
+    pub allow_lossy: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+}
+
+#[derive(Subcommand)]
+pub enum LaddersAction {
+    /// Print a built-in ladder's TOML (save it, edit it, pass it with --ladder FILE.toml).
+    Show { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Transcode and package masters (files or release folders) into HLS and DASH.
+    Run(RunArgs),
+    /// Check masters and release metadata and measure loudness, without encoding.
+    Validate(ValidateArgs),
+    /// List the built-in ladders, or print one (`pressing ladders show music`) to start your own.
+    Ladders {
+        #[command(subcommand)]
+        action: Option<LaddersAction>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff): `pressing man > pressing.1`.
+    Man,
+    /// Publish a package folder (written by `run`) to a store, then notify the catalog.
+    Publish(PublishCmdArgs),
+    /// Validate releases, upload them to the incoming store and queue them for the workers.
+    Submit(super::fleet::SubmitArgs),
+    /// Take jobs from the queue: press, publish, notify; until SIGTERM.
+    Worker(Box<super::fleet::WorkerArgs>),
+    /// Show jobs by id or release UPC (none: the dead-lettered jobs).
+    Status(super::fleet::StatusArgs),
+    /// Take tracks down: entry manifests first, then every object, then notify the catalog.
+    Unpublish(UnpublishArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ValidateArgs {
+    /// Master files or release folders.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Release metadata to check against the inputs [default: each folder's release.json].
+    #[arg(long)]
+    pub metadata: Option<PathBuf>,
+    /// Print the findings as JSON instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Accept lossy masters with a warning.
+    #[arg(long)]
+    pub allow_lossy: bool,
+}
+
+#[derive(clap::Args)]
+pub struct PublishCmdArgs {
+    /// The folder `pressing run --out` wrote (it holds index.json).
+    pub package: PathBuf,
+    /// s3://bucket/prefix, or a local folder.
+    pub destination: String,
+    /// Write the publication's report (the index with each track's `publish`) here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Also print that report on standard output (instead of the catalog records' URLs).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+}
+
+#[derive(clap::Args)]
+pub struct UnpublishArgs {
+    /// s3://bucket/prefix, or a local folder.
+    pub destination: String,
+    /// Track ids (the folder names: lowercased ISRCs or file names).
+    #[arg(required = true)]
+    pub tracks: Vec<String>,
+    /// Where to send the `track.unpublished` notification.
+    #[arg(long)]
+    pub catalog_url: Option<String>,
+    /// Print what was done as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
