@@ -138,7 +138,9 @@ pub fn fnv1a(text: &str) -> u32 {
 impl Sampling {
     /// The items of a matrix this run checks: within each stratum (what must be covered on
     /// every run: a player and a codec family, say) the items are ordered by the hash of their
-    /// name, and one in `every` is kept from an offset the seed picks, at least one.
+    /// name, and `ceil(len / every)` of them are kept, `every` apart (wrapping) from an offset
+    /// the seed picks: each stratum keeps the same count whatever the seed, so a run checks at
+    /// least `ceil(matrix / every)` items, and at least one of each stratum.
     pub fn pick<T>(
         &self,
         items: Vec<T>,
@@ -158,9 +160,9 @@ impl Sampling {
         let mut keep = vec![false; items.len()];
         for group in groups.values_mut() {
             group.sort();
-            let offset = (self.seed as usize) % self.every.min(group.len());
-            for (_, i) in group.iter().skip(offset).step_by(self.every) {
-                keep[*i] = true;
+            let offset = (self.seed as usize) % self.every;
+            for k in 0..group.len().div_ceil(self.every) {
+                keep[group[(offset + k * self.every) % group.len()].1] = true;
             }
         }
         items

@@ -175,8 +175,8 @@ for (const t of report.tracks) {
 
 // PLAY_ONLY=<text> plays only the sources whose description contains it (to chase one failure).
 if (process.env.PLAY_ONLY) jobs.splice(0, jobs.length, ...jobs.filter((j) => `${playerName[j.kind]} ${j.what}`.includes(process.env.PLAY_ONLY)));
-// PLAY_SAMPLE=<n> [PLAY_SEED=<s>] plays one in n of each (player, codec) stratum, at least one,
-// ordered by the FNV-1a hash of the source and picked from an offset the seed gives: the rule
+// PLAY_SAMPLE=<n> [PLAY_SEED=<s>] plays ceil(len / n) of each (player, codec) stratum, ordered by
+// the FNV-1a hash of the source, n apart (wrapping) from an offset the seed gives: the rule
 // of tests/common/mod.rs (Sampling::pick), so the default test command rotates through the
 // matrix commit by commit and `scripts/test.sh --full` plays all of it.
 const every = Number(process.env.PLAY_SAMPLE || 1);
@@ -197,8 +197,8 @@ if (every > 1) {
   const keep = new Set();
   for (const group of groups.values()) {
     group.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    const offset = seed % Math.min(every, group.length);
-    for (let k = offset; k < group.length; k += every) keep.add(group[k][1]);
+    const offset = seed % every;
+    for (let k = 0; k < Math.ceil(group.length / every); k++) keep.add(group[(offset + k * every) % group.length][1]);
   }
   jobs.splice(0, jobs.length, ...jobs.filter((_, i) => keep.has(i)));
 }
