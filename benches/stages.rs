@@ -180,6 +180,7 @@ fn manifests(c: &mut Criterion) {
             stream: stream.clone(),
             codecs: "mp4a.40.2".into(),
             init_file: "init.mp4".into(),
+            track_file: None,
             segments: (0..40)
                 .map(|n| SegmentInfo {
                     number: n + 1,
@@ -187,6 +188,7 @@ fn manifests(c: &mut Criterion) {
                     start: u64::from(n) * 264_192,
                     duration: 264_192,
                     bytes: 190_000,
+                    offset: None,
                 })
                 .collect(),
             presented_samples: 40 * 264_192 - 4096,

@@ -10,10 +10,13 @@ a fresh prefix:
   - pressing publish (CRC32C on every object and part, Content-Type, Cache-Control);
   - rclone copy of the same folder (Debian's rclone; MD5 on every upload, its default, and
     Content-Type from the extension) with --transfers C;
-and after each pressing run, the same publish again (unchanged: nothing to upload).
-Prints and writes JSON: package bytes and objects, per-run wall seconds, MB/s and objects/s,
-medians, the throughput ratio pressing/rclone and the unchanged re-publish as a fraction of the
-first. Exits 1 when pressing is slower than rclone or the re-publish takes a tenth or more.
+and after each pressing run, the same publish again (unchanged: nothing to upload), then the
+same album pressed in the single-file form (`--single-file`: one track file per rendition)
+published to a prefix of its own, so the two forms stand side by side on the same store.
+Prints and writes JSON: each form's bytes and objects, per-run wall seconds, MB/s and
+objects/s, medians, the throughput ratio pressing/rclone and the unchanged re-publish as a
+fraction of the first. Exits 1 when pressing is slower than rclone or the re-publish takes a
+tenth or more (the segment form, against rclone on the same package).
 """
 import argparse
 import json
@@ -31,10 +34,10 @@ PRESSING = os.path.join(ROOT, "target", "release", "pressing")
 KEY, SECRET, BUCKET = "benchkey", "benchsecret0123456789", "media"
 
 
-def album(tracks, seconds):
-    """N tone-and-noise masters, pressed once with the default ladder."""
+def album(tracks, seconds, single_file=False):
+    """N tone-and-noise masters, pressed once with the default ladder (in a form)."""
     folder = os.path.join(BENCH, f"publish-album-{tracks}x{seconds}")
-    out = folder + "-out"
+    out = folder + ("-single-file-out" if single_file else "-out")
     if os.path.exists(os.path.join(out, "index.json")):
         return out
     os.makedirs(folder, exist_ok=True)
@@ -44,9 +47,16 @@ def album(tracks, seconds):
             subprocess.run(["sox", "-n", "-r", "44100", "-b", "16", "-c", "2", path, "synth",
                             str(seconds), "sine", f"{200 + 40 * n}-{3000 + 100 * n}", "pinknoise",
                             "vol", "0.3"], check=True)
-    subprocess.run([PRESSING, "run", folder, "--out", out], check=True, cwd=ROOT,
+    form = ["--single-file"] if single_file else []
+    subprocess.run([PRESSING, "run", folder, "--out", out, *form], check=True, cwd=ROOT,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return out
+
+
+def package_files(package):
+    files = [os.path.join(d, f) for d, _, fs in os.walk(package) for f in fs
+             if f != "index.json"]
+    return len(files), sum(os.path.getsize(f) for f in files)
 
 
 def free_base():
@@ -136,9 +146,9 @@ def main():
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], check=True, cwd=ROOT)
     package = album(args.tracks, args.seconds)
-    files = [os.path.join(d, f) for d, _, fs in os.walk(package) for f in fs
-             if f != "index.json"]
-    size = sum(os.path.getsize(f) for f in files)
+    single = album(args.tracks, args.seconds, single_file=True)
+    objects, size = package_files(package)
+    single_objects, single_size = package_files(single)
     proc, endpoint = start_store()
     e = env(endpoint)
     c = str(args.concurrency)
@@ -153,7 +163,10 @@ def main():
             again = timed([PRESSING, "publish", package, dest, *flags], e)
             rclone = timed(["rclone", "copy", package, f"bench:{BUCKET}/rclone-{i}",
                             "--transfers", c, "--checkers", c, "--exclude", "index.json"], e)
-            runs.append({"pressing": first, "republish": again, "rclone": rclone})
+            one = timed([PRESSING, "publish", single, f"s3://{BUCKET}/single-file-{i}", *flags],
+                        e)
+            runs.append({"pressing": first, "republish": again, "rclone": rclone,
+                         "single_file": one})
             print(json.dumps(runs[-1]), file=sys.stderr)
     finally:
         proc.kill()
@@ -161,14 +174,18 @@ def main():
     mb = size / 1e6
     report = {
         "package": {"tracks": args.tracks, "seconds_per_track": args.seconds,
-                    "objects": len(files), "bytes": size},
+                    "objects": objects, "bytes": size},
+        "single_file_package": {"objects": single_objects, "bytes": single_size,
+                                "mb_per_s": single_size / 1e6 / med["single_file"],
+                                "objects_per_s": single_objects / med["single_file"],
+                                "speedup_over_segments": med["pressing"] / med["single_file"]},
         "concurrency": args.concurrency,
         "runs": runs,
         "median_seconds": med,
         "pressing_mb_per_s": mb / med["pressing"],
         "rclone_mb_per_s": mb / med["rclone"],
-        "pressing_objects_per_s": len(files) / med["pressing"],
-        "rclone_objects_per_s": len(files) / med["rclone"],
+        "pressing_objects_per_s": objects / med["pressing"],
+        "rclone_objects_per_s": objects / med["rclone"],
         "ratio": med["rclone"] / med["pressing"],
         "republish_fraction": med["republish"] / med["pressing"],
     }

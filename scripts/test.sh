@@ -5,7 +5,7 @@
 # corpus and the fault tests), builds and briefly runs the fuzz targets, and runs the throughput
 # benchmark, the publish benchmark and the fleet benchmark in their gating modes.
 #
-#   scripts/test.sh          the default command (about 32 minutes on 2 cores): the large
+#   scripts/test.sh          the default command (under 30 minutes on 2 cores): the large
 #                            matrices (every playlist through every player, every FFmpeg and
 #                            GStreamer path) play a sample that rotates with the commit
 #   scripts/test.sh --full   all of every matrix

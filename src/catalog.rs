@@ -211,6 +211,14 @@ impl Notification {
                 format: ManifestFormat::Hls,
             })
             .collect();
+        // A tier's Apple-form playlist: HLS over several families (so no family or rate).
+        manifests.extend(t.tier_playlists.iter().map(|p| NotifiedManifest {
+            url: record.url(&p.path),
+            tier: p.tier,
+            family: None,
+            sample_rate: None,
+            format: ManifestFormat::Hls,
+        }));
         manifests.extend(t.mpds.iter().map(|m| NotifiedManifest {
             url: record.url(&m.path),
             tier: m.tier,

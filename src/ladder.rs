@@ -187,6 +187,9 @@ pub struct Ladder {
     /// The TOML it was read from (a fleet job carries it, so a worker needs no ladder file).
     pub text: String,
     pub segment_seconds: f64,
+    /// One CMAF track file per rendition, addressed by byte ranges (`single_file = true`, or
+    /// `pressing run --single-file`), instead of segment files.
+    pub single_file: bool,
     pub rungs: Vec<Rung>,
 }
 
@@ -194,6 +197,8 @@ pub struct Ladder {
 #[serde(deny_unknown_fields)]
 struct LadderFile {
     segment_duration: Option<f64>,
+    #[serde(default)]
+    single_file: bool,
     #[serde(default)]
     rung: Vec<toml::Spanned<RungFile>>,
 }
@@ -311,6 +316,7 @@ impl Ladder {
             path: path.to_owned(),
             text: text.to_string(),
             segment_seconds,
+            single_file: file.single_file,
             rungs,
         })
     }

@@ -4,10 +4,13 @@
 //!
 //! ```text
 //! <track>/<tier>-<family>.m3u8            entry: HLS multivariant playlist (overwritten)
+//! <track>/<tier>.m3u8                     entry: the tier's Apple-form multivariant playlist
 //! <track>/<tier>.mpd                      entry: DASH MPD (overwritten)
 //! <track>/catalog.json                    entry: the catalog record (overwritten)
 //! <track>/<rendition>/<version>/init.mp4  immutable: init segment
 //! <track>/<rendition>/<version>/seg-NNNNN.m4s
+//! <track>/<rendition>/<version>/media.mp4 immutable: the single-file form's CMAF track file
+//!                                         (init, sidx, every fragment), instead of the two above
 //! <track>/<rendition>/<version>/index.m3u8
 //! <track>/notification.json               the catalog delivery record (store only)
 //! index.json                              the package index (local output folder only)
@@ -54,6 +57,10 @@ pub fn rendition_dir(rendition: &str, version: &str) -> String {
 /// Init segment file name inside a rendition's version folder.
 pub const INIT_FILE: &str = "init.mp4";
 
+/// The CMAF track file inside a rendition's version folder, in the single-file form (`init`,
+/// `sidx`, then the fragments, addressed by byte ranges).
+pub const TRACK_FILE: &str = "media.mp4";
+
 /// Media playlist file name inside a rendition's version folder.
 pub const MEDIA_PLAYLIST_FILE: &str = "index.m3u8";
 
@@ -68,6 +75,12 @@ pub const SEGMENT_TEMPLATE: &str = "seg-$Number%05d$.m4s";
 /// A (tier, family) multivariant playlist, relative to the track folder.
 pub fn multivariant_playlist(tier: &str, family: &str) -> String {
     format!("{tier}-{family}.m3u8")
+}
+
+/// A tier's Apple-form multivariant playlist (every family Apple's players decode, in
+/// `EXT-X-MEDIA` audio groups), relative to the track folder.
+pub fn tier_playlist(tier: &str) -> String {
+    format!("{tier}.m3u8")
 }
 
 /// A tier's MPD, relative to the track folder.
@@ -108,7 +121,7 @@ pub enum ArtifactKind {
     /// A release's masters and release.json in the fleet's incoming store (content-keyed:
     /// `masters/<job id>/<file name>`).
     Master,
-    /// Init and media segments.
+    /// Init and media segments, or a single-file rendition's track file.
     Segment,
     MediaPlaylist,
     /// Multivariant playlists and MPDs.

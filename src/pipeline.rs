@@ -158,6 +158,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         ladder: opts.ladder.path.display().to_string(),
         gapless: release.is_gapless(),
         segment_seconds: opts.ladder.segment_seconds,
+        single_file: opts.ladder.single_file,
         tracks,
         skipped,
     };
@@ -195,7 +196,14 @@ fn encode_programme(
         let segment_len = (seconds * f64::from(plan.sample_rate)).round() as u64;
         let dir = staging.join(&track.source.id).join(&plan.rung.id);
         Ok(PackagerSink {
-            packager: RenditionPackager::new(&plan.rung.id, &dir, stream, segment_len, timing)?,
+            packager: RenditionPackager::new(
+                &plan.rung.id,
+                &dir,
+                stream,
+                segment_len,
+                timing,
+                ladder.single_file,
+            )?,
             segment_seconds: seconds,
             loudness: track.loudness.as_ref(),
         })

@@ -18,7 +18,7 @@ use crate::ingest::findings::Finding;
 use crate::ingest::{MasterFormat, TrackSource};
 use crate::ladder::{Codec, Family, Tier};
 use crate::layout::{self, Artifact, ArtifactKind};
-use crate::manifest::{self, EntryManifest};
+use crate::manifest::{self, EntryKind, EntryManifest};
 use crate::package::{LoudnessInfo, PackagedRendition};
 use crate::publish::PublishReport;
 use crate::stats::StageSeconds;
@@ -43,6 +43,9 @@ pub struct PackageIndex {
     pub ladder: String,
     pub gapless: bool,
     pub segment_seconds: f64,
+    /// One track file per rendition (`--single-file`), or segment files.
+    #[serde(default)]
+    pub single_file: bool,
     pub tracks: Vec<TrackReport>,
     pub skipped: Vec<Skipped>,
     /// Ingest warnings (a release with errors is refused before this index exists).
@@ -79,7 +82,11 @@ pub struct TrackReport {
     /// The lowest tier's MPD.
     pub dash: Option<String>,
     pub playlists: Vec<PlaylistRef>,
-    pub mpds: Vec<MpdRef>,
+    /// Each tier's Apple-form multivariant playlist (AAC, ALAC and FLAC in `EXT-X-MEDIA` audio
+    /// groups, `manifest::create_tier_playlist`).
+    #[serde(default)]
+    pub tier_playlists: Vec<TierRef>,
+    pub mpds: Vec<TierRef>,
     /// The track's catalog record (`catalog::CatalogRecord`).
     pub catalog: String,
     pub renditions: Vec<RenditionReport>,
@@ -97,8 +104,9 @@ pub struct PlaylistRef {
     pub path: String,
 }
 
+/// An entry manifest of a whole tier: its MPD or its Apple-form playlist.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MpdRef {
+pub struct TierRef {
     pub tier: Tier,
     pub path: String,
 }
@@ -124,8 +132,14 @@ pub struct RenditionReport {
     pub bandwidth: u64,
     /// Mean bit rate, bit/s (HLS AVERAGE-BANDWIDTH).
     pub average_bandwidth: u64,
+    /// The init segment, or in the single-file form the track file (init, `sidx`, fragments).
     pub init: String,
+    /// The single-file form: `init` is the whole rendition, its fragments addressed by byte
+    /// ranges.
+    #[serde(default)]
+    pub single_file: bool,
     pub playlist: String,
+    /// Media segments, or the track file's fragments.
     pub segments: usize,
     /// Samples the edit list trims at the start: the encoder's delay plus any silence that
     /// brings it to its switching set's priming.
@@ -150,19 +164,22 @@ pub fn track_report(
         .map(|(plan, r)| rendition_report(plan, r, &under))
         .collect();
     let mut playlists = Vec::new();
+    let mut tier_playlists = Vec::new();
     let mut mpds = Vec::new();
     for e in entries {
-        match e.family {
-            Some(family) => playlists.push(PlaylistRef {
+        let tier_ref = || TierRef {
+            tier: e.tier,
+            path: under(&e.path),
+        };
+        match (e.kind, e.family) {
+            (EntryKind::SetPlaylist, Some(family)) => playlists.push(PlaylistRef {
                 tier: e.tier,
                 family,
                 sample_rate: e.sample_rate.unwrap_or(0),
                 path: under(&e.path),
             }),
-            None => mpds.push(MpdRef {
-                tier: e.tier,
-                path: under(&e.path),
-            }),
+            (EntryKind::TierPlaylist, _) => tier_playlists.push(tier_ref()),
+            _ => mpds.push(tier_ref()),
         }
     }
     // The main playlist: the lowest tier's AAC set (plays on every device), else the first.
@@ -186,6 +203,7 @@ pub fn track_report(
         hls,
         dash,
         playlists,
+        tier_playlists,
         mpds,
         catalog: under(layout::CATALOG_RECORD),
         renditions,
@@ -213,6 +231,7 @@ fn rendition_report(
         bandwidth: r.bandwidth,
         average_bandwidth: r.average_bandwidth,
         init: under(&format!("{dir}/{}", r.init_file)),
+        single_file: r.track_file.is_some(),
         playlist: under(&manifest::media_playlist_path(r)),
         segments: r.segments.len(),
         priming_samples: r.stream.priming,
@@ -244,7 +263,7 @@ impl TrackReport {
                 .rsplit_once('/')
                 .ok_or_else(|| bad(format!("init {:?} has no folder", r.init)))?;
             out.push(artifact(&r.init, ArtifactKind::Segment)?);
-            for n in 1..=r.segments {
+            for n in (1..=r.segments).filter(|_| !r.single_file) {
                 let key = format!("{dir}/{}", layout::segment_file(n as u32));
                 out.push(artifact(&key, ArtifactKind::Segment)?);
             }
@@ -255,6 +274,7 @@ impl TrackReport {
             .playlists
             .iter()
             .map(|p| &p.path)
+            .chain(self.tier_playlists.iter().map(|p| &p.path))
             .chain(self.mpds.iter().map(|m| &m.path))
         {
             out.push(artifact(path, ArtifactKind::EntryManifest)?);

@@ -498,6 +498,88 @@ fn two_worker_processes_on_one_queue_file_press_three_releases_like_pressing_run
     two_workers_press_three_releases(&format!("sqlite:{}", q.display()), "sqlite-two-workers");
 }
 
+/// A `single_file = true` ladder travels with the job: a worker on the embedded queue presses
+/// the three releases into track files byte-identical to `pressing run --single-file` +
+/// `pressing publish` (the catalog records aside, as above).
+#[test]
+fn a_single_file_ladder_presses_in_the_fleet_like_run_single_file() {
+    let dir = tmp("single-file");
+    let ladder = dir.join("single-file.toml");
+    let music = std::fs::read_to_string(root().join("ladders/music.toml")).unwrap();
+    std::fs::write(
+        &ladder,
+        music.replace("single_file = false", "single_file = true"),
+    )
+    .unwrap();
+    let ladder = ladder.to_str().unwrap();
+    let [a, b, c] = releases();
+    // The reference: the same ladder, and `--single-file` saying it once more.
+    let pkg = dir.join("package");
+    let pkg = pkg.to_str().unwrap();
+    run_ok(&[
+        "run",
+        "--out",
+        pkg,
+        "--ladder",
+        ladder,
+        "--single-file",
+        a,
+        b,
+        c,
+    ]);
+    let store = dir.join("store");
+    run_ok(&["publish", pkg, store.to_str().unwrap()]);
+    let queue = format!("sqlite:{}", dir.join("q.db").display());
+    let (incoming, out, scratch) = (dir.join("incoming"), dir.join("out"), dir.join("scratch"));
+    let catalog = Receiver::start(&[]);
+    let o = run_ok(&[
+        "submit",
+        a,
+        b,
+        c,
+        "--ladder",
+        ladder,
+        "--queue",
+        &queue,
+        "--store",
+        incoming.to_str().unwrap(),
+    ]);
+    let ids: Vec<String> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let mut w = worker(&queue, &incoming, &out, &scratch, &catalog.url);
+    wait_for("three jobs published", Duration::from_secs(300), || {
+        all_published(&queue, &ids)
+    });
+    assert!(sigterm(&mut w).success());
+    let (got, want) = (files(&out), files(&store));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    let track_files = want.keys().filter(|k| k.ends_with("/media.mp4")).count();
+    assert!(track_files >= 20, "{track_files} track files");
+    assert!(
+        !want.keys().any(|k| k.ends_with(".m4s")),
+        "no segment files"
+    );
+    for (k, v) in &want {
+        if !k.ends_with("/catalog.json") {
+            assert!(
+                got[k] == *v,
+                "{k} differs from pressing run --single-file's"
+            );
+        }
+    }
+    eprintln!(
+        "single-file fleet: {} objects, {track_files} track files identical",
+        want.len()
+    );
+}
+
 /// A bare master long enough to be killed in the middle of: `seconds` of a stereo chord.
 fn long_master(name: &str, seconds: u32) -> PathBuf {
     let dir = tmp(&format!("master-{name}"));

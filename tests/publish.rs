@@ -45,7 +45,8 @@ fn package_keys(report: &Value) -> BTreeSet<String> {
             let dir = init.rsplit_once('/').unwrap().0;
             keys.insert(init.to_string());
             keys.insert(r["playlist"].as_str().unwrap().to_string());
-            for n in 1..=r["segments"].as_u64().unwrap() {
+            // The single-file form: `init` is the whole rendition.
+            for n in (1..=r["segments"].as_u64().unwrap()).filter(|_| r["single_file"] != true) {
                 keys.insert(format!("{dir}/seg-{n:05}.m4s"));
             }
         }
@@ -53,6 +54,7 @@ fn package_keys(report: &Value) -> BTreeSet<String> {
             .as_array()
             .unwrap()
             .iter()
+            .chain(t["tier_playlists"].as_array().unwrap())
             .chain(t["mpds"].as_array().unwrap())
         {
             keys.insert(p["path"].as_str().unwrap().to_string());
@@ -91,9 +93,24 @@ fn small_package(name: &str) -> PathBuf {
 
 #[test]
 fn the_fixtures_publish_whole_play_from_the_store_and_republish_as_a_no_op() {
+    publish_whole_and_play("fixtures", &[]);
+}
+
+/// The single-file form: one object per rendition (and its playlist), played from the store
+/// through range requests.
+#[test]
+fn the_single_file_form_publishes_whole_plays_by_ranges_from_the_store_and_republishes_as_a_no_op()
+{
+    publish_whole_and_play("fixtures-single-file", &["--single-file"]);
+}
+
+/// Press the fixtures (with `form` flags), publish them under `prefix`, check every object,
+/// the report, the notifications, play from the store's endpoint, publish again as a no-op.
+fn publish_whole_and_play(prefix: &str, form: &[&str]) {
     let store = weed();
-    let out = run_once("publish-fixtures", &["fixtures/album", "fixtures/gapless"]);
-    let prefix = "fixtures";
+    let mut args = vec!["fixtures/album", "fixtures/gapless"];
+    args.extend_from_slice(form);
+    let out = run_once(&format!("publish-{prefix}"), &args);
     let public = format!("{}/{BUCKET}/{prefix}", store.endpoint);
     let receiver = Receiver::start(&[]);
     let o = publish(
@@ -151,6 +168,51 @@ fn the_fixtures_publish_whole_play_from_the_store_and_republish_as_a_no_op() {
         assert_eq!(cc, want_cc, "{key}: Cache-Control");
         assert_eq!(crc, Some(crc32c_b64(&local)), "{key}: stored CRC32C");
     }
+
+    // The single-file form through the store: each media playlist's byte ranges (the header
+    // and every fragment) are the local file's bytes.
+    let mut ranges = 0;
+    for t in tracks.iter().filter(|_| !form.is_empty()) {
+        for r in t["renditions"].as_array().unwrap() {
+            let playlist = r["playlist"].as_str().unwrap();
+            let text = std::fs::read(out.join(playlist)).unwrap();
+            let Ok(m3u8_rs::Playlist::MediaPlaylist(m)) = m3u8_rs::parse_playlist_res(&text) else {
+                panic!("{playlist}: not a media playlist")
+            };
+            let file = r["init"].as_str().unwrap();
+            let local = std::fs::read(out.join(file)).unwrap();
+            let map = m.segments[0]
+                .map
+                .as_ref()
+                .and_then(|m| m.byte_range.clone());
+            for b in map
+                .into_iter()
+                .chain(m.segments.iter().filter_map(|s| s.byte_range.clone()))
+            {
+                let (first, len) = (b.offset.unwrap() as usize, b.length as usize);
+                let got = rt
+                    .block_on(
+                        client
+                            .get_object()
+                            .bucket(BUCKET)
+                            .key(format!("{prefix}/{file}"))
+                            .range(format!("bytes={first}-{}", first + len - 1))
+                            .send(),
+                    )
+                    .unwrap_or_else(|e| panic!("{file} {first}+{len}: {e}"));
+                let bytes = rt.block_on(got.body.collect()).unwrap().into_bytes();
+                assert!(
+                    bytes == local[first..first + len],
+                    "{file}: range {first}+{len}"
+                );
+                ranges += 1;
+            }
+        }
+    }
+    assert!(
+        form.is_empty() || ranges >= 100,
+        "{ranges} ranges read from the store"
+    );
 
     // The report's publish entry, and the catalog record's URLs.
     let mut objects = 0;

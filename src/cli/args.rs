@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// Treat the inputs, in order, as one continuous programme (gapless album).
     #[arg(long)]
     pub gapless: bool,
+    /// One CMAF track file per rendition, addressed by byte ranges, instead of segment files
+    /// (the ladder's `single_file = true`).
+    #[arg(long)]
+    pub single_file: bool,
     /// Print the run's report on standard output (instead of the catalog records' paths).
     #[arg(long)]
     pub json: bool,

@@ -65,10 +65,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         progress::error("--jobs 0 (expected at least 1 thread)");
         return ExitCode::from(exit::USAGE);
     }
-    let ladder = match Ladder::load(&args.ladder) {
+    let mut ladder = match Ladder::load(&args.ladder) {
         Ok(l) => l,
         Err(e) => return fail(&pressing::Error::from(e)),
     };
+    ladder.single_file |= args.single_file;
     // An s3:// output is encoded into a local staging folder, then published from it.
     let remote = stores::is_remote(&args.out);
     let local = match (&args.staging, remote) {

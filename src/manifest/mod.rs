@@ -30,10 +30,23 @@ pub fn media_playlist_path(r: &PackagedRendition) -> String {
     format!("{}/{}", rendition_dir(r), layout::MEDIA_PLAYLIST_FILE)
 }
 
-/// One entry manifest of a track: a (tier, family) multivariant playlist or a tier's MPD.
+/// What an entry manifest is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A (tier, family, rate) multivariant playlist: one switching set.
+    SetPlaylist,
+    /// A tier's Apple-form multivariant playlist (`create_tier_playlist`).
+    TierPlaylist,
+    /// A tier's MPD.
+    Mpd,
+}
+
+/// One entry manifest of a track: a (tier, family) multivariant playlist, a tier's Apple-form
+/// playlist or a tier's MPD.
 pub struct EntryManifest {
+    pub kind: EntryKind,
     pub tier: Tier,
-    /// `None` for an MPD (it holds every set of its tier).
+    /// `None` for a tier's playlist or MPD (they hold several sets).
     pub family: Option<Family>,
     /// The set's sample rate (`None` for an MPD).
     pub sample_rate: Option<u32>,
@@ -80,6 +93,7 @@ pub fn create_entry_manifests(
                 format!("{}-{rate}", family.as_str())
             };
             out.push(EntryManifest {
+                kind: EntryKind::SetPlaylist,
                 tier,
                 family: Some(family),
                 sample_rate: Some(rate),
@@ -88,7 +102,23 @@ pub fn create_entry_manifests(
             });
             labelled.push((name, members.clone()));
         }
+        let apple: Vec<&PackagedRendition> = sets
+            .iter()
+            .filter(|((family, _), _)| APPLE_FAMILIES.contains(family))
+            .flat_map(|(_, members)| members.iter().copied())
+            .collect();
+        if !apple.is_empty() {
+            out.push(EntryManifest {
+                kind: EntryKind::TierPlaylist,
+                tier,
+                family: None,
+                sample_rate: None,
+                path: layout::tier_playlist(tier.as_str()),
+                text: create_tier_playlist(&apple),
+            });
+        }
         out.push(EntryManifest {
+            kind: EntryKind::Mpd,
             tier,
             family: None,
             sample_rate: None,
@@ -118,15 +148,25 @@ pub fn create_media_playlist(r: &PackagedRendition) -> String {
         .map(|(i, s)| MediaSegment {
             uri: s.file.clone(),
             duration: seconds(s.duration) as f32,
+            // The single-file form: each fragment's bytes of the track file (4.3.2.2).
+            byte_range: s.offset.map(|offset| m3u8_rs::ByteRange {
+                length: s.bytes,
+                offset: Some(offset),
+            }),
             map: (i == 0).then(|| m3u8_rs::Map {
                 uri: r.init_file.clone(),
+                byte_range: r.track_file.map(|t| m3u8_rs::ByteRange {
+                    length: t.init.length,
+                    offset: Some(t.init.offset),
+                }),
                 ..Default::default()
             }),
             ..Default::default()
         })
         .collect();
     let playlist = MediaPlaylist {
-        // Version 7: EXT-X-MAP in a playlist without I-frames (RFC 8216 7).
+        // Version 7: EXT-X-MAP in a playlist without I-frames needs 6 (RFC 8216 7), and
+        // EXT-X-BYTERANGE 4.
         version: Some(7),
         target_duration: target,
         media_sequence: 0,
@@ -170,10 +210,92 @@ pub fn create_multivariant_playlist(renditions: &[&PackagedRendition]) -> String
     String::from_utf8(out).expect("m3u8-rs writes UTF-8")
 }
 
+/// The families a tier's Apple-form playlist holds: what Apple's players decode (Opus keeps
+/// its own playlists).
+pub const APPLE_FAMILIES: [Family; 3] = [Family::Aac, Family::Alac, Family::Lossless];
+
+/// The `EXT-X-MEDIA` audio group of a rendition: one per codec, channel count, rate and (for
+/// lossless) bit depth, so each group's `CHANNELS`, `SAMPLE-RATE` and `BIT-DEPTH` hold for all
+/// of it.
+fn audio_group(r: &PackagedRendition) -> String {
+    let s = &r.stream;
+    let mut id = format!("{}-{}ch-{}", s.codec.as_str(), s.channels, s.sample_rate);
+    if let Some(bits) = s.bits_per_sample.filter(|_| s.codec.is_lossless()) {
+        id.push_str(&format!("-{bits}bit"));
+    }
+    id
+}
+
+/// The `SCORE` of a rendition (RFC 8216bis 4.4.6.2: higher is better, compared within the
+/// playlist): lossless above every lossy variant (10 plus bit depth / 4 plus rate / 48 kHz:
+/// 16-bit 44.1 kHz 14.919, 24-bit 96 kHz 18); a lossy one its measured mean bit rate in units
+/// of 100 kbit/s (AAC 256 about 2.6, HE-AAC v2 32 about 0.34), so a higher rung always ranks
+/// higher. Three decimals, so the bytes reproduce.
+pub fn score(r: &PackagedRendition) -> String {
+    let s = &r.stream;
+    let value = match s.bits_per_sample.filter(|_| s.codec.is_lossless()) {
+        Some(bits) => 10.0 + f64::from(bits) / 4.0 + f64::from(s.sample_rate) / 48_000.0,
+        None => r.average_bandwidth as f64 / 100_000.0,
+    };
+    format!("{value:.3}")
+}
+
+/// A tier's multivariant playlist in the form Apple's authoring specification gives audio-only
+/// content and Apple Music uses: each variant names its `EXT-X-MEDIA` `TYPE=AUDIO` group
+/// (`AUDIO=`), whose one member has no URI (RFC 8216 4.3.4.1: its media is the variant's own
+/// playlist) and carries `CHANNELS`, `SAMPLE-RATE` and, lossless, `BIT-DEPTH`; each variant
+/// has `CODECS`, measured `BANDWIDTH` and `AVERAGE-BANDWIDTH`, and a `SCORE` (`score`).
+/// Highest score first. Written directly: m3u8-rs keeps the attributes it does not know in a
+/// HashMap, whose order changes between runs, and these bytes must reproduce.
+pub fn create_tier_playlist(renditions: &[&PackagedRendition]) -> String {
+    let mut sorted: Vec<&PackagedRendition> = renditions.to_vec();
+    let key = |r: &PackagedRendition| score(r).parse::<f64>().unwrap_or(0.0);
+    sorted.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.id.cmp(&b.id)));
+    let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let mut groups: Vec<String> = Vec::new();
+    for r in &sorted {
+        let group = audio_group(r);
+        if groups.contains(&group) {
+            continue;
+        }
+        let s = &r.stream;
+        text.push_str(&format!(
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{group}\",NAME=\"{group}\",DEFAULT=YES,\
+             AUTOSELECT=YES,CHANNELS=\"{}\",SAMPLE-RATE={}",
+            s.channels, s.sample_rate
+        ));
+        if let Some(bits) = s.bits_per_sample.filter(|_| s.codec.is_lossless()) {
+            text.push_str(&format!(",BIT-DEPTH={bits}"));
+        }
+        text.push('\n');
+        groups.push(group);
+    }
+    for r in &sorted {
+        text.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",AUDIO=\"{}\",\
+             SCORE={}\n{}\n",
+            r.bandwidth,
+            r.average_bandwidth,
+            r.codecs,
+            audio_group(r),
+            score(r),
+            media_playlist_path(r)
+        ));
+    }
+    text
+}
+
 /// ISO/IEC 23009-1: a static MPD with one AdaptationSet per switching set (labelled with its
-/// name), SegmentTemplate with SegmentTimeline per Representation, bandwidths measured (peak
-/// segment rate).
+/// name), SegmentTemplate with SegmentTimeline per Representation (or, in the single-file form,
+/// a BaseURL and a SegmentBase naming the track file's `sidx` and header), bandwidths measured
+/// (peak segment rate).
 pub fn create_mpd(duration_seconds: f64, sets: &[(String, Vec<&PackagedRendition>)]) -> String {
+    // The single-file form: ISO/IEC 23009-1 8.3, the on-demand profile (SegmentBase, one
+    // indexed file per Representation).
+    let on_demand = sets
+        .iter()
+        .flat_map(|(_, rs)| rs)
+        .all(|r| r.track_file.is_some());
     let mut max_segment = 0.0f64;
     let adaptations = sets
         .iter()
@@ -196,9 +318,12 @@ pub fn create_mpd(duration_seconds: f64, sets: &[(String, Vec<&PackagedRendition
                 contentType: Some("audio".into()),
                 mimeType: Some("audio/mp4".into()),
                 lang: Some("und".into()),
-                // One timeline per set (`transcode::timeline`); checked, not assumed.
-                segmentAlignment: Some(aligned(&sorted)),
-                startWithSAP: Some(1),
+                // One timeline per set (`transcode::timeline`); checked, not assumed. The
+                // on-demand profile says it of subsegments (the track file's fragments).
+                segmentAlignment: (!on_demand).then(|| aligned(&sorted)),
+                startWithSAP: (!on_demand).then_some(1),
+                subsegmentAlignment: on_demand.then(|| aligned(&sorted)),
+                subsegmentStartsWithSAP: on_demand.then_some(1),
                 Label: vec![mpd::Label {
                     content: label.clone(),
                     ..Default::default()
@@ -210,7 +335,14 @@ pub fn create_mpd(duration_seconds: f64, sets: &[(String, Vec<&PackagedRendition
         .collect();
     let manifest = mpd::MPD {
         xmlns: Some("urn:mpeg:dash:schema:mpd:2011".into()),
-        profiles: Some("urn:mpeg:dash:profile:isoff-live:2011".into()),
+        profiles: Some(
+            if on_demand {
+                "urn:mpeg:dash:profile:isoff-on-demand:2011"
+            } else {
+                "urn:mpeg:dash:profile:isoff-live:2011"
+            }
+            .into(),
+        ),
         mpdtype: Some("static".into()),
         // The MPD's own durations are written below, in a form every parser reads alike.
         periods: vec![mpd::Period {
@@ -278,7 +410,7 @@ fn representation(r: &PackagedRendition) -> mpd::Representation {
             }),
         }
     }
-    mpd::Representation {
+    let mut rep = mpd::Representation {
         id: Some(r.id.clone()),
         bandwidth: Some(r.bandwidth),
         codecs: Some(r.codecs.clone()),
@@ -288,14 +420,34 @@ fn representation(r: &PackagedRendition) -> mpd::Representation {
             value: Some(r.stream.channels.to_string()),
             ..Default::default()
         }],
-        SegmentTemplate: Some(mpd::SegmentTemplate {
-            timescale: Some(u64::from(r.stream.sample_rate)),
-            initialization: Some(format!("{}/{}", rendition_dir(r), r.init_file)),
-            media: Some(format!("{}/{}", rendition_dir(r), layout::SEGMENT_TEMPLATE)),
-            startNumber: Some(1),
-            SegmentTimeline: Some(mpd::SegmentTimeline { segments: timeline }),
-            ..Default::default()
-        }),
         ..Default::default()
+    };
+    if let Some(ranges) = r.track_file {
+        // 5.3.9.3: the `sidx` gives every subsegment's bytes and presentation span (after
+        // the edit list, so no presentationTimeOffset); the header is the Initialization.
+        rep.BaseURL = vec![mpd::BaseURL {
+            base: format!("{}/{}", rendition_dir(r), r.init_file),
+            ..Default::default()
+        }];
+        rep.SegmentBase = Some(mpd::SegmentBase {
+            timescale: Some(u64::from(r.stream.sample_rate)),
+            indexRange: Some(ranges.index.dash()),
+            indexRangeExact: Some(true),
+            Initialization: Some(mpd::Initialization {
+                range: Some(ranges.init.dash()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        return rep;
     }
+    rep.SegmentTemplate = Some(mpd::SegmentTemplate {
+        timescale: Some(u64::from(r.stream.sample_rate)),
+        initialization: Some(format!("{}/{}", rendition_dir(r), r.init_file)),
+        media: Some(format!("{}/{}", rendition_dir(r), layout::SEGMENT_TEMPLATE)),
+        startNumber: Some(1),
+        SegmentTimeline: Some(mpd::SegmentTimeline { segments: timeline }),
+        ..Default::default()
+    });
+    rep
 }

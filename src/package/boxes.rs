@@ -1,4 +1,5 @@
-//! Pure ISO BMFF box writers for CMAF audio: `create_init_segment` and `create_media_segment`.
+//! Pure ISO BMFF box writers for CMAF audio: `create_init_segment`, `create_media_segment` and
+//! the single-file form's segment index, `create_sidx`.
 //!
 //! No I/O and no clocks: the same inputs give the same bytes (creation and modification times
 //! are zero). Field names follow ISO/IEC 14496-12 verbatim.
@@ -435,6 +436,49 @@ pub fn create_media_segment(f: &Fragment<'_>) -> Vec<u8> {
     let data_offset = (buf.len() + 8) as u32;
     buf[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
     write_box(&mut buf, b"mdat", |b| b.extend_from_slice(f.data));
+    buf
+}
+
+/// One `sidx` reference: a CMAF fragment (moof + mdat) and the span it presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SidxReference {
+    /// Bytes from the fragment's first byte to the next fragment's.
+    pub referenced_size: u32,
+    /// Presentation duration, in the track's timescale.
+    pub subsegment_duration: u32,
+}
+
+/// ISO/IEC 14496-12 8.16.3 `sidx`: one reference per fragment (`reference_type` 0, media),
+/// each starting with a SAP of type 1 (every audio sample is a sync sample). `first_offset` is
+/// the distance from the end of this box to the first fragment. Version 0 while the 32-bit
+/// fields hold the values, else version 1.
+pub fn create_sidx(
+    timescale: u32,
+    earliest_presentation_time: u64,
+    first_offset: u64,
+    references: &[SidxReference],
+) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(32 + references.len() * 12);
+    let narrow =
+        earliest_presentation_time <= u64::from(u32::MAX) && first_offset <= u64::from(u32::MAX);
+    write_full_box(&mut buf, b"sidx", u8::from(!narrow), 0, |b| {
+        u32be(b, TRACK_ID); // reference_ID
+        u32be(b, timescale);
+        if narrow {
+            u32be(b, earliest_presentation_time as u32);
+            u32be(b, first_offset as u32);
+        } else {
+            u64be(b, earliest_presentation_time);
+            u64be(b, first_offset);
+        }
+        u16be(b, 0); // reserved
+        u16be(b, references.len() as u16);
+        for r in references {
+            u32be(b, r.referenced_size & 0x7fff_ffff); // reference_type 0
+            u32be(b, r.subsegment_duration);
+            u32be(b, 0x9000_0000); // starts_with_SAP 1, SAP_type 1, SAP_delta_time 0
+        }
+    });
     buf
 }
 

@@ -1,5 +1,6 @@
-//! Package: cut encoded packets into CMAF fragments on the codec frame grid and write one init
-//! segment and numbered media segments per rendition.
+//! Package: cut encoded packets into CMAF fragments on the codec frame grid and write, per
+//! rendition, one init segment and numbered media segments, or (the single-file form) one CMAF
+//! track file: the same init and fragments with a `sidx` between them, addressed by byte ranges.
 //!
 //! This module owns segment boundaries, timing (`tfdt` continuity, the gapless edit list) and
 //! the files of a rendition. Box bytes come from the pure writers in `boxes`; manifests are
@@ -8,6 +9,7 @@
 pub mod boxes;
 
 use std::fs;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -22,8 +24,8 @@ use crate::transcode::{EncodedPacket, StreamConfig};
 pub mod error;
 
 pub use boxes::{
-    codecs_string, create_init_segment, create_media_segment, Fragment, LoudnessBase, Ludt,
-    TrackConfig,
+    codecs_string, create_init_segment, create_media_segment, create_sidx, Fragment, LoudnessBase,
+    Ludt, SidxReference, TrackConfig,
 };
 pub use error::PackageError;
 
@@ -59,6 +61,32 @@ pub struct SegmentInfo {
     pub start: u64,
     pub duration: u64,
     pub bytes: u64,
+    /// Where the fragment starts in the track file (the single-file form; `None` for a
+    /// segment file).
+    pub offset: Option<u64>,
+}
+
+/// A span of bytes of a file: the HLS `BYTERANGE` and DASH `range` of a box.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub length: u64,
+}
+
+impl ByteRange {
+    /// The DASH form, first and last byte inclusive (`0-811`).
+    pub fn dash(&self) -> String {
+        format!("{}-{}", self.offset, self.offset + self.length - 1)
+    }
+}
+
+/// Where a single-file rendition's header and index lie in its track file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrackFileRanges {
+    /// `ftyp` + `moov`: the init segment's bytes.
+    pub init: ByteRange,
+    /// The `sidx`.
+    pub index: ByteRange,
 }
 
 /// Everything known about a finished rendition; the input for manifests and the report.
@@ -69,7 +97,10 @@ pub struct PackagedRendition {
     pub version: String,
     pub stream: StreamConfig,
     pub codecs: String,
+    /// The init segment's file, or the single-file form's track file (`layout::TRACK_FILE`).
     pub init_file: String,
+    /// The single-file form's byte ranges (`None` for segment files).
+    pub track_file: Option<TrackFileRanges>,
     pub segments: Vec<SegmentInfo>,
     pub presented_samples: u64,
     pub media_duration: u64,
@@ -215,20 +246,28 @@ pub struct RenditionPackager {
     segments: Vec<SegmentInfo>,
     max_sample_size: u32,
     digest: Sha256,
+    /// The single-file form: the fragments, written as they come, before the header and the
+    /// index that precede them in the track file are known.
+    fragments: Option<io::BufWriter<fs::File>>,
 }
 
 /// The folder a rendition is written into before it has a version.
 const BUILDING_DIR: &str = ".building";
 
+/// The single-file form's fragments, in the building folder until the track file is written.
+const FRAGMENTS_FILE: &str = "fragments.part";
+
 impl RenditionPackager {
     /// `dir` is the rendition's folder (created); `segment_len` is in the stream's timescale;
-    /// `stream` is the encoder's (with the set's priming) and `timing` the set's timeline.
+    /// `stream` is the encoder's (with the set's priming) and `timing` the set's timeline;
+    /// `single_file` writes one track file instead of segment files.
     pub fn new(
         id: &str,
         dir: &Path,
         stream: &StreamConfig,
         segment_len: u64,
         timing: &SetTiming,
+        single_file: bool,
     ) -> Result<RenditionPackager, PackageError> {
         let building = dir.join(BUILDING_DIR);
         let _ = fs::remove_dir_all(&building);
@@ -236,6 +275,14 @@ impl RenditionPackager {
             path: building.clone(),
             source,
         })?;
+        let fragments = if single_file {
+            let path = building.join(FRAGMENTS_FILE);
+            let file =
+                fs::File::create(&path).map_err(|source| PackageError::Write { path, source })?;
+            Some(io::BufWriter::new(file))
+        } else {
+            None
+        };
         Ok(RenditionPackager {
             id: id.to_string(),
             dir: dir.to_owned(),
@@ -247,6 +294,7 @@ impl RenditionPackager {
             segments: Vec::new(),
             max_sample_size: 0,
             digest: Sha256::new(),
+            fragments,
         })
     }
 
@@ -271,19 +319,99 @@ impl RenditionPackager {
             data: &seg.data,
             roll_group: self.roll,
         });
-        let file = layout::segment_file(number);
-        let path = self.building.join(&file);
         self.digest.update((bytes.len() as u64).to_be_bytes());
         self.digest.update(&bytes);
-        fs::write(&path, &bytes).map_err(|source| PackageError::Write { path, source })?;
+        let (file, offset) = match &mut self.fragments {
+            Some(out) => {
+                // Offsets count from the first fragment until the header's length is known.
+                let offset = self.segments.last().map_or(0, |s| {
+                    s.offset.expect("single-file segments have offsets") + s.bytes
+                });
+                out.write_all(&bytes)
+                    .map_err(|source| PackageError::Write {
+                        path: self.building.join(FRAGMENTS_FILE),
+                        source,
+                    })?;
+                (layout::TRACK_FILE.to_string(), Some(offset))
+            }
+            None => {
+                let file = layout::segment_file(number);
+                let path = self.building.join(&file);
+                fs::write(&path, &bytes).map_err(|source| PackageError::Write { path, source })?;
+                (file, None)
+            }
+        };
         self.segments.push(SegmentInfo {
             number,
             file,
             start: seg.start,
             duration: seg.duration(),
             bytes: bytes.len() as u64,
+            offset,
         });
         Ok(())
+    }
+
+    /// The single-file form's `sidx`, in presentation time after the edit list (ISO/IEC
+    /// 14496-12 8.16.3 defines it so): the first fragment presents from 0 (its priming is
+    /// edited out), each next one from where the one before ended, and the last ends with the
+    /// last presented sample (padding past it is edited out too). The durations sum to the
+    /// edit list's; `first_offset` is 0: the fragments follow the index.
+    fn sidx(&self, stream: &StreamConfig, presented: u64) -> Vec<u8> {
+        let priming = u64::from(stream.priming);
+        let at = |t: u64| t.saturating_sub(priming).min(presented);
+        let references: Vec<SidxReference> = self
+            .segments
+            .iter()
+            .map(|s| SidxReference {
+                referenced_size: s.bytes as u32,
+                subsegment_duration: (at(s.start + s.duration) - at(s.start)) as u32,
+            })
+            .collect();
+        create_sidx(stream.sample_rate, 0, 0, &references)
+    }
+
+    /// Write the track file: header, index, then the fragments written so far; returns the
+    /// byte ranges, the segments' offsets now counted from the file's start.
+    fn write_track_file(
+        &mut self,
+        init: &[u8],
+        sidx: &[u8],
+    ) -> Result<TrackFileRanges, PackageError> {
+        let part = self.building.join(FRAGMENTS_FILE);
+        let write_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| PackageError::Write { path, source }
+        };
+        if let Some(out) = self.fragments.take() {
+            out.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|f| f.sync_all())
+                .map_err(write_err(&part))?;
+        }
+        let path = self.building.join(layout::TRACK_FILE);
+        let mut file = io::BufWriter::new(fs::File::create(&path).map_err(write_err(&path))?);
+        file.write_all(init).map_err(write_err(&path))?;
+        file.write_all(sidx).map_err(write_err(&path))?;
+        let mut fragments = fs::File::open(&part).map_err(write_err(&part))?;
+        io::copy(&mut fragments, &mut file).map_err(write_err(&path))?;
+        file.flush().map_err(write_err(&path))?;
+        drop(file);
+        fs::remove_file(&part).map_err(write_err(&part))?;
+        let head = (init.len() + sidx.len()) as u64;
+        for s in &mut self.segments {
+            s.offset = s.offset.map(|o| o + head);
+        }
+        Ok(TrackFileRanges {
+            init: ByteRange {
+                offset: 0,
+                length: init.len() as u64,
+            },
+            index: ByteRange {
+                offset: init.len() as u64,
+                length: sidx.len() as u64,
+            },
+        })
     }
 
     /// Write the remaining segments and the init segment. `presented_samples` is what a
@@ -335,11 +463,20 @@ impl RenditionPackager {
             loudness: ludt.as_ref(),
             roll_distance: self.roll_distance,
         });
-        let init_file = layout::INIT_FILE.to_string();
-        let path = self.building.join(&init_file);
-        fs::write(&path, &init).map_err(|source| PackageError::Write { path, source })?;
         self.digest.update((init.len() as u64).to_be_bytes());
         self.digest.update(&init);
+        let (init_file, track_file) = if self.fragments.is_some() {
+            // The digest covers the track file's every byte: fragments, header and index.
+            let sidx = self.sidx(&stream, presented_samples);
+            self.digest.update((sidx.len() as u64).to_be_bytes());
+            self.digest.update(&sidx);
+            let ranges = self.write_track_file(&init, &sidx)?;
+            (layout::TRACK_FILE.to_string(), Some(ranges))
+        } else {
+            let path = self.building.join(layout::INIT_FILE);
+            fs::write(&path, &init).map_err(|source| PackageError::Write { path, source })?;
+            (layout::INIT_FILE.to_string(), None)
+        };
         let version = layout::version_name(&self.digest.finalize());
         let done = self.dir.join(&version);
         let _ = fs::remove_dir_all(&done);
@@ -353,6 +490,7 @@ impl RenditionPackager {
             codecs: codecs_string(&stream),
             stream,
             init_file,
+            track_file,
             segments: self.segments,
             presented_samples,
             media_duration,

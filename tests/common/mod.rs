@@ -46,6 +46,26 @@ pub fn fixtures_out() -> &'static Path {
     OUT.get_or_init(|| run_once("fixtures", &["fixtures/album", "fixtures/gapless"]))
 }
 
+/// The same fixtures pressed in the single-file form (`--single-file`): one CMAF track file per
+/// rendition, addressed by byte ranges.
+pub fn single_file_out() -> &'static Path {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| {
+        run_once(
+            "fixtures-single-file",
+            &["fixtures/album", "fixtures/gapless", "--single-file"],
+        )
+    })
+}
+
+/// Both packaging forms of the fixtures, named: what every player test plays.
+pub fn both_forms() -> [(&'static str, &'static Path); 2] {
+    [
+        ("segments", fixtures_out()),
+        ("single-file", single_file_out()),
+    ]
+}
+
 /// A record checked against the committed schema (`schemas/report.schema.json`): every
 /// package index and report a test reads is validated.
 fn schema_checked(path: &Path) -> serde_json::Value {
@@ -170,6 +190,15 @@ impl Sampling {
             .zip(keep)
             .filter_map(|(item, k)| k.then_some(item))
             .collect()
+    }
+
+    /// The same sampling with a seed of its own for `salt` (a packaging form, say), so two
+    /// forms of one matrix play different samples of it.
+    pub fn salted(&self, salt: &str) -> Sampling {
+        Sampling {
+            every: self.every,
+            seed: self.seed ^ u64::from(fnv1a(salt)),
+        }
     }
 
     /// The environment that gives `tests/player/play.mjs` the same sampling.

@@ -47,7 +47,22 @@ const server = http.createServer((req, res) => {
     file = path.join(outDir, path.normalize(url.slice(5)));
   }
   if (!file || !fs.existsSync(file)) { res.writeHead(404); return res.end(); }
-  res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' });
+  const type = types[path.extname(file)] || 'application/octet-stream';
+  // Byte ranges (RFC 9110 14), as a store or a CDN serves them: the single-file form needs them.
+  const size = fs.statSync(file).size;
+  const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range || '');
+  if (range) {
+    let [first, last] = [range[1], range[2]];
+    if (first === '') [first, last] = [size - Number(last), size - 1];
+    else [first, last] = [Number(first), last === '' ? size - 1 : Math.min(Number(last), size - 1)];
+    if (first > last || first >= size) {
+      res.writeHead(416, { 'content-range': `bytes */${size}` });
+      return res.end();
+    }
+    res.writeHead(206, { 'content-type': type, 'content-range': `bytes ${first}-${last}/${size}`, 'content-length': last - first + 1, 'accept-ranges': 'bytes' });
+    return fs.createReadStream(file, { start: first, end: last }).pipe(res);
+  }
+  res.writeHead(200, { 'content-type': type, 'content-length': size, 'accept-ranges': 'bytes' });
   fs.createReadStream(file).pipe(res);
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -64,8 +79,12 @@ page.on('pageerror', (e) => console.error('page error:', e.message));
 await page.goto(base + '/');
 
 // In the page: play one source to its end and report the clock.
-const playInPage = async ({ kind, url, codecs, bandwidth, ids }) => {
+const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd }) => {
   const audio = document.createElement('audio');
+  // PLAY_END: start seekEnd seconds before the end (the end of a track, cheaply, many times).
+  if (seekEnd > 0) {
+    audio.addEventListener('loadedmetadata', () => { audio.currentTime = Math.max(0, end - seekEnd); }, { once: true });
+  }
   document.body.appendChild(audio);
   let player;
   const result = await new Promise(async (resolve) => {
@@ -83,7 +102,7 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids }) => {
     audio.addEventListener('ended', () => ended());
     audio.addEventListener('error', () => fail('media error ' + (audio.error && audio.error.message)));
     try {
-      if (kind === 'hls') {
+      if (kind === 'hls' || kind === 'hls-tier') {
         player = new Hls({ enableWorker: false });
         player.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) fail(`hls.js ${d.type}: ${d.details}`); });
         player.on(Hls.Events.MANIFEST_PARSED, () => {
@@ -140,7 +159,7 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids }) => {
   return result;
 };
 
-const playerName = { hls: 'hls.js', 'shaka-hls': 'shaka', dash: 'shaka', dashjs: 'dash.js' };
+const playerName = { hls: 'hls.js', 'hls-tier': 'hls.js', 'shaka-hls': 'shaka', dash: 'shaka', dashjs: 'dash.js' };
 const media = process.env.MEDIA_BASE ? process.env.MEDIA_BASE.replace(/\/$/, '') : `${base}/out`;
 const entryOnly = process.env.PLAY_SET === 'entry';
 const tiersOnly = process.env.PLAY_SET === 'tiers';
@@ -153,6 +172,13 @@ for (const t of report.tracks) {
     const member = t.renditions.find((r) => r.family === p.family && r.sample_rate === p.sample_rate);
     jobs.push({ kind: 'hls', what: p.path, url: `${media}/${p.path}`, codecs: member.codecs, end: t.duration_seconds });
     if (!entryOnly) jobs.push({ kind: 'shaka-hls', what: p.path, url: `${media}/${p.path}`, codecs: member.codecs, end: t.duration_seconds });
+  }
+  // Each tier's Apple-form playlist (AAC, ALAC, FLAC variants in audio groups) through hls.js,
+  // its own ABR over the variants this browser decodes.
+  for (const p of t.tier_playlists || []) {
+    if (entryOnly) continue;
+    const aac = t.renditions.find((r) => r.family === 'aac');
+    jobs.push({ kind: 'hls-tier', what: p.path, url: `${media}/${p.path}`, codecs: aac.codecs, end: t.duration_seconds });
   }
   for (const m of t.mpds) {
     const families = new Set();
@@ -173,6 +199,11 @@ for (const t of report.tracks) {
   }
 }
 
+// PLAY_END=<s> starts each playback s seconds before its end; PLAY_REPEAT=<n> plays each n times
+// (a stall at the end that comes 1 time in 10 needs many ends, not many whole tracks).
+const seekEnd = Number(process.env.PLAY_END || 0);
+for (const j of jobs) j.seekEnd = seekEnd;
+const repeat = Number(process.env.PLAY_REPEAT || 1);
 // PLAY_ONLY=<text> plays only the sources whose description contains it (to chase one failure).
 if (process.env.PLAY_ONLY) jobs.splice(0, jobs.length, ...jobs.filter((j) => `${playerName[j.kind]} ${j.what}`.includes(process.env.PLAY_ONLY)));
 // PLAY_SAMPLE=<n> [PLAY_SEED=<s>] plays ceil(len / n) of each (player, codec) stratum, ordered by
@@ -202,6 +233,7 @@ if (every > 1) {
   }
   jobs.splice(0, jobs.length, ...jobs.filter((_, i) => keep.has(i)));
 }
+if (repeat > 1) jobs.splice(0, jobs.length, ...jobs.flatMap((j) => Array(repeat).fill(j)));
 console.log(JSON.stringify({ matrix, playing: jobs.length, every }));
 const codecs = [...new Set(jobs.map((j) => j.codecs))];
 const playable = await page.evaluate((list) => Object.fromEntries(
