@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::ingest::analysis::Loudness;
 use crate::ingest::metadata::{ReleaseMetadata, Territories, TrackMetadata};
 use crate::ladder::{Codec, Family, Tier};
-use crate::report::TrackReport;
+use crate::report::{TierRef, TrackReport};
 
 /// Bumped when a field changes meaning or disappears; new fields do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -211,21 +211,21 @@ impl Notification {
                 format: ManifestFormat::Hls,
             })
             .collect();
-        // A tier's Apple-form playlist: HLS over several families (so no family or rate).
-        manifests.extend(t.tier_playlists.iter().map(|p| NotifiedManifest {
-            url: record.url(&p.path),
-            tier: p.tier,
-            family: None,
-            sample_rate: None,
-            format: ManifestFormat::Hls,
-        }));
-        manifests.extend(t.mpds.iter().map(|m| NotifiedManifest {
+        // A tier's Apple-form playlist (HLS over several families) and its MPD: no family or
+        // rate of their own.
+        let whole_tier = |m: &TierRef, format| NotifiedManifest {
             url: record.url(&m.path),
             tier: m.tier,
             family: None,
             sample_rate: None,
-            format: ManifestFormat::Dash,
-        }));
+            format,
+        };
+        manifests.extend(
+            t.tier_playlists
+                .iter()
+                .map(|p| whole_tier(p, ManifestFormat::Hls)),
+        );
+        manifests.extend(t.mpds.iter().map(|m| whole_tier(m, ManifestFormat::Dash)));
         let renditions: Vec<NotifiedRendition> = t
             .renditions
             .iter()
