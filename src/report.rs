@@ -392,6 +392,37 @@ mod tests {
     }
 
     #[test]
+    fn a_single_file_rendition_is_one_object_then_its_playlist() {
+        let mut t = entry("qz/catalog.json");
+        let r = &mut t.renditions[0];
+        r.single_file = true;
+        r.init = "qz/aac-64/0123456789abcdef/media.mp4".into();
+        t.tier_playlists = vec![TierRef {
+            tier: Tier::Free,
+            path: "qz/free.m3u8".into(),
+        }];
+        let a = t.artifacts(Path::new("/pkg")).unwrap();
+        let keys: Vec<(&str, ArtifactKind)> = a.iter().map(|a| (a.key.as_str(), a.kind)).collect();
+        assert_eq!(
+            keys,
+            [
+                (
+                    "qz/aac-64/0123456789abcdef/media.mp4",
+                    ArtifactKind::Segment
+                ),
+                (
+                    "qz/aac-64/0123456789abcdef/index.m3u8",
+                    ArtifactKind::MediaPlaylist
+                ),
+                ("qz/free-aac.m3u8", ArtifactKind::EntryManifest),
+                ("qz/free.m3u8", ArtifactKind::EntryManifest),
+                ("qz/free.mpd", ArtifactKind::EntryManifest),
+                ("qz/catalog.json", ArtifactKind::CatalogRecord),
+            ]
+        );
+    }
+
+    #[test]
     fn an_index_key_that_leaves_its_track_folder_is_refused() {
         for bad in [
             "qz/../other/catalog.json",

@@ -37,6 +37,9 @@ pub const DEAD_STREAM: &str = "PRESSING_DEAD";
 pub const STATUS_BUCKET: &str = "pressing-jobs";
 pub const DEAD_SUBJECT: &str = "pressing.dead";
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);
+/// The longest a pull for a job may wait for its answer (a healthy one comes within its 500 ms
+/// expiry).
+const FETCH_LIMIT: Duration = Duration::from_secs(5);
 /// How long a publish is retried while a cluster elects a stream leader.
 const PUBLISH_PATIENCE: Duration = Duration::from_secs(20);
 
@@ -224,18 +227,30 @@ impl Queue for NatsQueue {
                 for (i, c) in self.consumers.iter().enumerate() {
                     // High priority: only what is there now. Normal: wait a little for a new
                     // job, then look at the high ones again.
-                    let batch = if i == 0 {
-                        c.fetch().max_messages(1).messages().await
-                    } else {
-                        c.batch()
-                            .max_messages(1)
-                            .expires(left.clamp(Duration::from_millis(100), Duration::from_millis(500)))
-                            .messages()
-                            .await
+                    let pull = async {
+                        let batch = if i == 0 {
+                            c.fetch().max_messages(1).messages().await
+                        } else {
+                            c.batch()
+                                .max_messages(1)
+                                .expires(left.clamp(Duration::from_millis(100), Duration::from_millis(500)))
+                                .messages()
+                                .await
+                        };
+                        let mut batch = batch.map_err(|e| self.err(format!("fetch: {e}")))?;
+                        match batch.next().await {
+                            Some(m) => m.map(Some).map_err(|e| self.err(format!("fetch: {e}"))),
+                            None => Ok(None),
+                        }
                     };
-                    let mut batch = batch.map_err(|e| self.err(format!("fetch: {e}")))?;
-                    if let Some(m) = batch.next().await {
-                        message = Some(m.map_err(|e| self.err(format!("fetch: {e}")))?);
+                    // A pull whose answer never comes (its node killed or restarted while it
+                    // was asked) must not hold the worker, which checks for a stop between
+                    // claims: no answer within FETCH_LIMIT is an empty pull.
+                    if let Some(m) = tokio::time::timeout(FETCH_LIMIT, pull)
+                        .await
+                        .unwrap_or(Ok(None))?
+                    {
+                        message = Some(m);
                         break;
                     }
                 }

@@ -48,7 +48,7 @@ impl LocalStore {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| self.error(key, "create its folder", e))?;
         }
-        let tmp = path.with_extension("pressing-part");
+        let tmp = part_path(&path);
         match from {
             Some(src) => fs::copy(src, &tmp).map(|_| ()),
             None => fs::write(&tmp, bytes),
@@ -184,10 +184,27 @@ impl Store for LocalStore {
     }
 }
 
+/// The temporary file an object is written to before its rename: the whole file name and a
+/// suffix, so two keys that differ only in their extension (`free.m3u8`, `free.mpd`), written
+/// at once, never share one (they did: one rename took the other's file away).
+fn part_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".pressing-part");
+    PathBuf::from(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::layout::{Artifact, ArtifactKind};
+
+    #[test]
+    fn keys_that_differ_in_their_extension_have_their_own_temporary_files() {
+        let a = part_path(Path::new("/s/qz/free.m3u8"));
+        let b = part_path(Path::new("/s/qz/free.mpd"));
+        assert_ne!(a, b);
+        assert_eq!(a, Path::new("/s/qz/free.m3u8.pressing-part"));
+    }
 
     #[test]
     fn put_list_get_delete_round_trip() {
