@@ -220,7 +220,7 @@ pub const APPLE_FAMILIES: [Family; 3] = [Family::Aac, Family::Alac, Family::Loss
 fn audio_group(r: &PackagedRendition) -> String {
     let s = &r.stream;
     let mut id = format!("{}-{}ch-{}", s.codec.as_str(), s.channels, s.sample_rate);
-    if let Some(bits) = s.bits_per_sample.filter(|_| s.codec.is_lossless()) {
+    if let Some(bits) = lossless_bits(r) {
         id.push_str(&format!("-{bits}bit"));
     }
     id
@@ -232,12 +232,20 @@ fn audio_group(r: &PackagedRendition) -> String {
 /// of 100 kbit/s (AAC 256 about 2.6, HE-AAC v2 32 about 0.34), so a higher rung always ranks
 /// higher. Three decimals, so the bytes reproduce.
 pub fn score(r: &PackagedRendition) -> String {
-    let s = &r.stream;
-    let value = match s.bits_per_sample.filter(|_| s.codec.is_lossless()) {
-        Some(bits) => 10.0 + f64::from(bits) / 4.0 + f64::from(s.sample_rate) / 48_000.0,
+    format!("{:.3}", score_value(r))
+}
+
+fn score_value(r: &PackagedRendition) -> f64 {
+    match lossless_bits(r) {
+        Some(bits) => 10.0 + f64::from(bits) / 4.0 + f64::from(r.stream.sample_rate) / 48_000.0,
         None => r.average_bandwidth as f64 / 100_000.0,
-    };
-    format!("{value:.3}")
+    }
+}
+
+/// A lossless rendition's bit depth (`None` for lossy ones).
+fn lossless_bits(r: &PackagedRendition) -> Option<u8> {
+    let s = &r.stream;
+    s.bits_per_sample.filter(|_| s.codec.is_lossless())
 }
 
 /// A tier's multivariant playlist in the form Apple's authoring specification gives audio-only
@@ -249,8 +257,9 @@ pub fn score(r: &PackagedRendition) -> String {
 /// HashMap, whose order changes between runs, and these bytes must reproduce.
 pub fn create_tier_playlist(renditions: &[&PackagedRendition]) -> String {
     let mut sorted: Vec<&PackagedRendition> = renditions.to_vec();
-    let key = |r: &PackagedRendition| score(r).parse::<f64>().unwrap_or(0.0);
-    sorted.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.id.cmp(&b.id)));
+    // On the SCORE as written (three decimals), so equal SCOREs fall back to the id.
+    let key = |r: &PackagedRendition| (score_value(r) * 1000.0).round() as i64;
+    sorted.sort_by(|a, b| key(b).cmp(&key(a)).then(a.id.cmp(&b.id)));
     let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     let mut groups: Vec<String> = Vec::new();
     for r in &sorted {
@@ -264,7 +273,7 @@ pub fn create_tier_playlist(renditions: &[&PackagedRendition]) -> String {
              AUTOSELECT=YES,CHANNELS=\"{}\",SAMPLE-RATE={}",
             s.channels, s.sample_rate
         ));
-        if let Some(bits) = s.bits_per_sample.filter(|_| s.codec.is_lossless()) {
+        if let Some(bits) = lossless_bits(r) {
             text.push_str(&format!(",BIT-DEPTH={bits}"));
         }
         text.push('\n');
@@ -398,18 +407,6 @@ fn aligned(renditions: &[&PackagedRendition]) -> bool {
 }
 
 fn representation(r: &PackagedRendition) -> mpd::Representation {
-    // Run-length encode equal durations (S@r) as the timeline allows.
-    let mut timeline: Vec<mpd::S> = Vec::new();
-    for s in &r.segments {
-        match timeline.last_mut() {
-            Some(last) if last.d == s.duration => last.r = Some(last.r.unwrap_or(0) + 1),
-            _ => timeline.push(mpd::S {
-                t: Some(s.start),
-                d: s.duration,
-                ..Default::default()
-            }),
-        }
-    }
     let mut rep = mpd::Representation {
         id: Some(r.id.clone()),
         bandwidth: Some(r.bandwidth),
@@ -440,6 +437,18 @@ fn representation(r: &PackagedRendition) -> mpd::Representation {
             ..Default::default()
         });
         return rep;
+    }
+    // Run-length encode equal durations (S@r) as the timeline allows.
+    let mut timeline: Vec<mpd::S> = Vec::new();
+    for s in &r.segments {
+        match timeline.last_mut() {
+            Some(last) if last.d == s.duration => last.r = Some(last.r.unwrap_or(0) + 1),
+            _ => timeline.push(mpd::S {
+                t: Some(s.start),
+                d: s.duration,
+                ..Default::default()
+            }),
+        }
     }
     rep.SegmentTemplate = Some(mpd::SegmentTemplate {
         timescale: Some(u64::from(r.stream.sample_rate)),
