@@ -373,7 +373,14 @@ impl Queue for NatsQueue {
                 ..lease.job.clone()
             };
             let body = serde_json::to_vec(&job).expect("a job serialises");
-            let msg_id = format!("{}.back.{}.{}", job.id, lease.attempts, now_ms());
+            // Named by the message it replaces: unique (a hand-back and the next claim can fall
+            // in one millisecond, and a time-named copy was then dropped as a duplicate: CI
+            // lost a job that way), and a retried hand-back of the same message is one copy.
+            let seq = Self::message(&lease)
+                .info()
+                .map(|i| i.stream_sequence)
+                .map_err(|e| self.err(format!("hand back: {e}")))?;
+            let msg_id = format!("{}.back.{seq}", job.id);
             self.updated(&lease, |s| {
                 s.state = JobState::Queued;
                 s.worker = None;
