@@ -156,6 +156,7 @@ fn boxes(c: &mut Criterion) {
                 samples: &samples,
                 data: &data,
                 roll_group: false,
+                sample_ivs: None,
             }))
         })
     });

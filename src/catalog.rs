@@ -143,6 +143,9 @@ pub struct TrackDetails {
     pub sample_rate: u32,
     pub duration_samples: u64,
     pub duration_seconds: f64,
+    /// The tiers licensed for offline listening (`[protection] offline`).
+    #[serde(default)]
+    pub offline: Vec<Tier>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +180,12 @@ pub struct NotifiedRendition {
     pub duration_seconds: f64,
     pub priming_samples: u32,
     pub version: String,
+    /// Common Encryption scheme, `null` when clear.
+    #[serde(default)]
+    pub scheme: Option<crate::protect::Scheme>,
+    /// The content key's id (UUID form), `null` when clear: what a licence service serves.
+    #[serde(default)]
+    pub key_id: Option<crate::protect::KeyId>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -248,6 +257,8 @@ impl Notification {
                 },
                 priming_samples: r.priming_samples,
                 version: r.version.clone(),
+                scheme: r.scheme,
+                key_id: r.key_id,
             })
             .collect();
         Notification {
@@ -274,6 +285,7 @@ impl Notification {
                     sample_rate: t.sample_rate,
                     duration_samples: t.duration_samples,
                     duration_seconds: t.duration_seconds,
+                    offline: t.offline.clone(),
                 }),
             },
             manifests: Some(manifests),

@@ -25,6 +25,8 @@ pub enum Error {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Keys(#[from] crate::protect::KeyError),
     #[error("track {track:?}: the catalog rejected the notification (a 4xx other than 429; the package is published, and the same notification would be rejected again)")]
     CatalogRejected { track: String },
     /// The run was asked to stop (a worker's grace period ran out) before it finished.
@@ -53,6 +55,7 @@ impl Error {
         match self {
             Error::Publish(e) => e.is_retryable(),
             Error::Queue(_) | Error::Stopped => true,
+            Error::Keys(e) => e.is_retryable(),
             _ => matches!(
                 self,
                 Error::Output { .. }
@@ -75,6 +78,11 @@ impl Error {
             },
             Error::Publish(PublishError::Notify(_)) | Error::Queue(_) => exit::UNAVAILABLE,
             Error::Stopped => exit::TEMPFAIL,
+            Error::Keys(e) => match e {
+                crate::protect::KeyError::Unavailable { .. } => exit::UNAVAILABLE,
+                crate::protect::KeyError::Refused { .. } => exit::PERMISSION,
+                _ => exit::BAD_INPUT,
+            },
             Error::CatalogRejected { .. } => exit::REJECTED,
             Error::Publish(PublishError::NotPublished { .. }) => exit::BAD_INPUT,
             Error::Output { .. } | Error::Package(PackageError::Write { .. }) => exit::OUTPUT,

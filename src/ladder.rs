@@ -55,6 +55,10 @@ impl Tier {
             Tier::Hifi => "hifi",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.as_str() == s)
+    }
 }
 
 impl fmt::Display for Tier {
@@ -190,7 +194,67 @@ pub struct Ladder {
     /// One CMAF track file per rendition, addressed by byte ranges (`single_file = true`, or
     /// `pressing run --single-file`), instead of segment files.
     pub single_file: bool,
+    /// The `[protection]` table: which tiers are encrypted, how (`None`: every tier clear,
+    /// unless raw keys force one).
+    pub protection: Option<Protection>,
     pub rungs: Vec<Rung>,
+}
+
+/// A ladder's `[protection]` table.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protection {
+    /// `cbcs` (the default) or `cenc`; `--scheme` overrides it.
+    #[serde(default = "default_scheme")]
+    pub scheme: crate::protect::Scheme,
+    /// The encrypted tiers (default: premium and hifi; free stays clear unless listed).
+    #[serde(default = "default_protected_tiers")]
+    pub tiers: Vec<Tier>,
+    /// The tiers a listener may download for offline listening (the catalog record says so;
+    /// a player stores them with a persistent licence). Default: the protected tiers.
+    pub offline: Option<Vec<Tier>>,
+    /// The DRM systems asked of a key server, beside ClearKey (default: widevine, playready,
+    /// fairplay).
+    #[serde(default = "default_systems")]
+    pub systems: Vec<DrmName>,
+}
+
+impl Protection {
+    /// The tiers listed for offline listening.
+    pub fn offline_tiers(&self) -> Vec<Tier> {
+        self.offline.clone().unwrap_or_else(|| self.tiers.clone())
+    }
+}
+
+/// A DRM system by name, as a ladder lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrmName {
+    Widevine,
+    Playready,
+    Fairplay,
+}
+
+impl DrmName {
+    pub fn system_id(self) -> [u8; 16] {
+        match self {
+            DrmName::Widevine => crate::protect::WIDEVINE,
+            DrmName::Playready => crate::protect::PLAYREADY,
+            DrmName::Fairplay => crate::protect::FAIRPLAY,
+        }
+    }
+}
+
+fn default_scheme() -> crate::protect::Scheme {
+    crate::protect::Scheme::Cbcs
+}
+
+fn default_protected_tiers() -> Vec<Tier> {
+    vec![Tier::Premium, Tier::Hifi]
+}
+
+fn default_systems() -> Vec<DrmName> {
+    vec![DrmName::Widevine, DrmName::Playready, DrmName::Fairplay]
 }
 
 #[derive(Deserialize)]
@@ -199,6 +263,7 @@ struct LadderFile {
     segment_duration: Option<f64>,
     #[serde(default)]
     single_file: bool,
+    protection: Option<Protection>,
     #[serde(default)]
     rung: Vec<toml::Spanned<RungFile>>,
 }
@@ -317,6 +382,7 @@ impl Ladder {
             text: text.to_string(),
             segment_seconds,
             single_file: file.single_file,
+            protection: file.protection,
             rungs,
         })
     }

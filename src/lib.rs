@@ -17,6 +17,7 @@ pub mod limits;
 pub mod manifest;
 pub mod package;
 pub mod pipeline;
+pub mod protect;
 pub mod publish;
 pub mod report;
 pub mod stats;

@@ -20,10 +20,11 @@ use crate::error::Error;
 use crate::ingest::metadata::ReleaseMetadata;
 use crate::ingest::validate::{validate, Measured, ValidateOptions};
 use crate::ingest::{MasterFormat, TrackSource};
-use crate::ladder::Ladder;
+use crate::ladder::{Ladder, Tier};
 use crate::layout;
 use crate::manifest;
 use crate::package::{self, LoudnessInfo, PackagedRendition, PackagerSink, RenditionPackager};
+use crate::protect::{self, KeySource, RenditionProtection, Scheme, TrackKeys};
 use crate::publish::{self, CatalogNotifier, PublishOptions, Store, UploadProgress};
 use crate::report::{self, PackageIndex, RunReport, RunStats, TrackReport};
 use crate::stats::{Stage, StageClock};
@@ -57,6 +58,61 @@ pub struct RunOptions<'a> {
     /// Where the package will be served, when it is bound for a store: the catalog records
     /// carry these URLs from their first write.
     pub served_at: Option<ServedAt<'a>>,
+    /// Which tiers are encrypted, how, and with whose keys (`None`: every tier clear).
+    pub protection: Option<RunProtection<'a>>,
+}
+
+/// What a run encrypts: the ladder's `[protection]` with the command line's overrides.
+pub struct RunProtection<'a> {
+    pub scheme: Scheme,
+    /// The encrypted tiers (the ladder's and any the key source forces).
+    pub tiers: Vec<Tier>,
+    /// The tiers a listener may download for offline listening.
+    pub offline: Vec<Tier>,
+    /// The DRM systems to signal beside ClearKey (what a key server is asked for).
+    pub systems: Vec<[u8; 16]>,
+    pub keys: &'a dyn KeySource,
+}
+
+impl<'a> RunProtection<'a> {
+    /// The ladder's `[protection]` (if any) with `--scheme` and the key source's forced tiers;
+    /// `None` when nothing is to be encrypted.
+    pub fn from_ladder(
+        ladder: &Ladder,
+        scheme: Option<Scheme>,
+        keys: &'a dyn KeySource,
+    ) -> Option<RunProtection<'a>> {
+        let mut tiers: Vec<Tier> = ladder
+            .protection
+            .as_ref()
+            .map(|p| p.tiers.clone())
+            .unwrap_or_default();
+        tiers.extend(keys.forced_tiers());
+        tiers.sort();
+        tiers.dedup();
+        if tiers.is_empty() {
+            return None;
+        }
+        Some(RunProtection {
+            scheme: scheme
+                .or(ladder.protection.as_ref().map(|p| p.scheme))
+                .unwrap_or(Scheme::Cbcs),
+            offline: ladder
+                .protection
+                .as_ref()
+                .map(|p| p.offline_tiers())
+                .unwrap_or_else(|| tiers.clone()),
+            systems: ladder
+                .protection
+                .as_ref()
+                .map(|p| p.systems.iter().map(|s| s.system_id()).collect())
+                .unwrap_or_else(|| {
+                    [protect::WIDEVINE, protect::PLAYREADY, protect::FAIRPLAY].to_vec()
+                }),
+            tiers,
+            keys,
+        })
+    }
 }
 
 /// A track ready to transcode: its master's format and the renditions that apply.
@@ -65,6 +121,8 @@ struct PlannedTrack {
     format: MasterFormat,
     plans: Vec<RenditionPlan>,
     loudness: Option<LoudnessInfo>,
+    /// The keys of its protected tiers (asked before anything is encoded).
+    keys: Option<TrackKeys>,
 }
 
 /// Run the whole pipeline: ingest, transcode, package, manifests, catalog records and the
@@ -102,11 +160,34 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
                 track: track.clone(),
                 album: album.cloned(),
             });
+        // Keys before any encoding: a missing key or a key server down fails the run at once.
+        let keys = match &opts.protection {
+            Some(p) => {
+                let tiers: Vec<Tier> = p
+                    .tiers
+                    .iter()
+                    .copied()
+                    .filter(|t| plans.iter().any(|r| r.rung.tier == *t))
+                    .collect();
+                if tiers.is_empty() {
+                    None
+                } else {
+                    Some(p.keys.track_keys(&protect::keys::KeyRequest {
+                        content_id: &source.id,
+                        tiers: &tiers,
+                        scheme: p.scheme,
+                        systems: &p.systems,
+                    })?)
+                }
+            }
+            None => None,
+        };
         planned.push(PlannedTrack {
             source: source.clone(),
             format,
             plans,
             loudness,
+            keys,
         });
     }
     let programmes = &release.programmes;
@@ -126,7 +207,9 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         let encoded: Vec<Vec<(usize, EncodedTrack<PackagedRendition>)>> = pool.install(|| {
             programmes
                 .par_iter()
-                .map(|p| encode_programme(&planned, p, &opts.ladder, &staging, progress, &clock))
+                .map(|p| {
+                    encode_programme(&planned, p, opts, &staging, progress, &clock)
+                })
                 .collect::<Result<_, Error>>()
         })?;
         let mut tracks: Vec<_> = encoded.into_iter().flatten().collect();
@@ -170,7 +253,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
 fn encode_programme(
     planned: &[PlannedTrack],
     programme: &[usize],
-    ladder: &Ladder,
+    opts: &RunOptions,
     staging: &Path,
     progress: &dyn ProgressSink,
     clock: &StageClock,
@@ -183,6 +266,7 @@ fn encode_programme(
             plans: &planned[i].plans,
         })
         .collect();
+    let ladder = &opts.ladder;
     let open_sink = |slot: usize,
                      plan: &RenditionPlan,
                      stream: &transcode::StreamConfig,
@@ -195,6 +279,18 @@ fn encode_programme(
         );
         let segment_len = (seconds * f64::from(plan.sample_rate)).round() as u64;
         let dir = staging.join(&track.source.id).join(&plan.rung.id);
+        let protection = match (&opts.protection, &track.keys) {
+            (Some(p), Some(keys)) => keys.key(plan.rung.tier).map(|key| {
+                RenditionProtection::new(
+                    p.scheme,
+                    key.clone(),
+                    protect::systems_for(&key.kid, &keys.systems),
+                    &track.source.id,
+                    &plan.rung.id,
+                )
+            }),
+            _ => None,
+        };
         Ok(PackagerSink {
             packager: RenditionPackager::new(
                 &plan.rung.id,
@@ -203,6 +299,7 @@ fn encode_programme(
                 segment_len,
                 timing,
                 ladder.single_file,
+                protection,
             )?,
             segment_seconds: seconds,
             loudness: track.loudness.as_ref(),
@@ -253,6 +350,9 @@ fn write_manifests(
     );
     if let Some(name) = opts.sources.get(&planned.source.path) {
         report.source = name.clone();
+    }
+    if let Some(p) = &opts.protection {
+        report.offline = p.offline.clone();
     }
     // The record's URLs: the entry manifests' and its own (what players and the catalog
     // fetch at stable keys).

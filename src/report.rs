@@ -87,6 +87,10 @@ pub struct TrackReport {
     #[serde(default)]
     pub tier_playlists: Vec<TierRef>,
     pub mpds: Vec<TierRef>,
+    /// The tiers licensed for offline listening (a player may store them with a persistent
+    /// licence): the ladder's `[protection] offline`, empty when nothing is protected.
+    #[serde(default)]
+    pub offline: Vec<Tier>,
     /// The track's catalog record (`catalog::CatalogRecord`).
     pub catalog: String,
     pub renditions: Vec<RenditionReport>,
@@ -146,6 +150,13 @@ pub struct RenditionReport {
     pub priming_samples: u32,
     /// Samples a gapless decoder returns (the edit list's duration).
     pub duration_samples: u64,
+    /// Common Encryption scheme (`null`: clear).
+    #[serde(default)]
+    pub scheme: Option<crate::protect::Scheme>,
+    /// The content key's id, UUID form (`null`: clear): what a licence service needs to know.
+    /// The key itself is written nowhere.
+    #[serde(default)]
+    pub key_id: Option<crate::protect::KeyId>,
 }
 
 /// The report entry of a packaged track.
@@ -205,6 +216,7 @@ pub fn track_report(
         playlists,
         tier_playlists,
         mpds,
+        offline: Vec::new(),
         catalog: under(layout::CATALOG_RECORD),
         renditions,
         publish: None,
@@ -236,6 +248,8 @@ fn rendition_report(
         segments: r.segments.len(),
         priming_samples: r.stream.priming,
         duration_samples: r.presented_samples,
+        scheme: r.protection.as_ref().map(|p| p.scheme),
+        key_id: r.protection.as_ref().map(|p| p.key.kid),
     }
 }
 

@@ -64,9 +64,28 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_lossy: bool,
     #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
     pub publish: PublishArgs,
+}
+
+/// Content protection: where the keys come from, and the scheme.
+#[derive(clap::Args, Default)]
+pub struct KeyArgs {
+    /// Encrypt tier TIER of every track with this key (32 hex digits each): TIER=KID:KEY,
+    /// repeatable. For tests and quick use; keep real keys in a CPIX document or a key server.
+    #[arg(long = "key", value_name = "TIER=KID:KEY", conflicts_with = "cpix")]
+    pub raw: Vec<String>,
+    /// A DASH-IF CPIX document with the keys of the ladder's protected tiers (see the
+    /// README: a ContentKeyUsageRule per tier, optionally per track).
+    #[arg(long, value_name = "FILE")]
+    pub cpix: Option<PathBuf>,
+    /// The Common Encryption scheme: cbcs (every DRM system) or cenc [default: the ladder's
+    /// `[protection] scheme`, else cbcs].
+    #[arg(long, value_parser = ["cbcs", "cenc"])]
+    pub scheme: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -12,6 +12,8 @@ use pressing::fleet::metrics::{serve_metrics, Metrics};
 use pressing::fleet::worker::{self, Services, WorkerOptions};
 use pressing::fleet::{submit, JobState, JobStatus, Priority};
 use pressing::ladder::Ladder;
+use pressing::protect::keys::KeyServer;
+use pressing::protect::KeySource;
 
 use super::print::print_validation;
 use super::progress::{self, Uploads};
@@ -93,6 +95,13 @@ pub struct WorkerArgs {
     /// Stop after this many jobs.
     #[arg(long)]
     pub max_jobs: Option<u64>,
+    /// The key server a job's protected tiers get their keys from: a CPIX endpoint in the
+    /// SPEKE v2 shape (https://...). Keys never travel through the queue or the stores.
+    #[arg(long, value_name = "URL")]
+    pub key_server: Option<String>,
+    /// Extra root certificates (PEM) to trust for the key server (a private CA).
+    #[arg(long, value_name = "FILE", requires = "key_server")]
+    pub key_server_ca: Option<PathBuf>,
     #[command(flatten)]
     pub store_args: StoreArgs,
     #[command(flatten)]
@@ -407,6 +416,16 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
         Ok(q) => q,
         Err(code) => return ExitCode::from(code),
     };
+    let keys = match &args.key_server {
+        Some(url) => match KeyServer::new(url, args.key_server_ca.as_deref()) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                progress::error(e.to_string());
+                return ExitCode::from(exit::USAGE);
+            }
+        },
+        None => None,
+    };
     let name = args
         .name
         .clone()
@@ -452,6 +471,7 @@ pub fn worker(args: WorkerArgs) -> ExitCode {
         incoming: &*incoming,
         out: &*out,
         notifier: &*notifier,
+        keys: keys.as_ref().map(|k| k as &dyn KeySource),
     };
     let started = Instant::now();
     let result = worker::run(&services, &opts, &stop, &metrics);

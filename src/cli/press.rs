@@ -12,11 +12,15 @@ use std::process::ExitCode;
 use pressing::exit;
 use pressing::ingest::validate::ValidateOptions;
 use pressing::ladder::Ladder;
-use pressing::pipeline::{self, Published, RunOptions};
+use pressing::pipeline::{self, Published, RunOptions, RunProtection};
+use pressing::protect::keys::{CpixFile, RawKeys};
+use pressing::protect::{KeyError, KeySource, Scheme};
 use pressing::publish;
 use pressing::report::{self, PackageIndex, RunReport};
 
-use super::args::{LaddersAction, PublishCmdArgs, RunArgs, UnpublishArgs, ValidateArgs};
+use super::args::{
+    KeyArgs, LaddersAction, PublishCmdArgs, RunArgs, UnpublishArgs, ValidateArgs,
+};
 use super::print::{print_published, print_validation};
 use super::progress::{self, Progress, Uploads};
 use super::stores::{self, PublishArgs};
@@ -70,6 +74,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         Err(e) => return fail(&pressing::Error::from(e)),
     };
     ladder.single_file |= args.single_file;
+    let keys = match args.keys.source() {
+        Ok(k) => k,
+        Err(e) => return fail(&pressing::Error::from(e)),
+    };
+    let protection = RunProtection::from_ladder(&ladder, args.keys.scheme(), &*keys);
     // An s3:// output is encoded into a local staging folder, then published from it.
     let remote = stores::is_remote(&args.out);
     let local = match (&args.staging, remote) {
@@ -104,6 +113,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         measured: None,
         sources: Default::default(),
         served_at: target.is_some().then_some(&served_at as _),
+        protection,
     };
     let mut report = match pipeline::run(&opts, &Progress::new()) {
         Ok(r) => r,
@@ -315,5 +325,20 @@ pub fn ladders(action: Option<LaddersAction>) -> ExitCode {
                 },
             )),
         },
+    }
+}
+
+impl KeyArgs {
+    /// The key source the flags name: a CPIX document, or the raw keys (none given: no key,
+    /// so a ladder that protects a tier fails naming the flags that would give one).
+    pub fn source(&self) -> Result<Box<dyn KeySource>, KeyError> {
+        match &self.cpix {
+            Some(path) => Ok(Box::new(CpixFile::open(path)?)),
+            None => Ok(Box::new(RawKeys::parse(&self.raw)?)),
+        }
+    }
+
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.scheme.as_deref().and_then(Scheme::parse)
     }
 }

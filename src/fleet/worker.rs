@@ -48,6 +48,8 @@ pub struct Services<'a> {
     pub incoming: &'a dyn Store,
     pub out: &'a dyn Store,
     pub notifier: &'a dyn CatalogNotifier,
+    /// Where a job's protected tiers get their keys (the worker's `--key-server`).
+    pub keys: Option<&'a dyn crate::protect::KeySource>,
 }
 
 /// How a job ended on this worker.
@@ -386,6 +388,20 @@ fn press_steps(
         measured: measured.map(std::sync::Arc::new),
         sources,
         served_at: Some(&served_at),
+        protection: None,
+    };
+    let run = match services.keys {
+        Some(keys) => RunOptions {
+            protection: crate::pipeline::RunProtection::from_ladder(&run.ladder, None, keys),
+            ..run
+        },
+        None if run.ladder.protection.is_some() => {
+            return Err(Error::Keys(crate::protect::KeyError::Invalid {
+                origin: format!("job {}", job.id),
+                message: "its ladder protects tiers, and this worker has no key server (start it with --key-server URL)".into(),
+            }))
+        }
+        None => run,
     };
     let started = Instant::now();
     let report = pipeline::run(&run, progress)?;

@@ -19,6 +19,7 @@ use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, Va
 use crate::ladder::{Family, Tier};
 use crate::layout;
 use crate::package::PackagedRendition;
+use crate::protect::{self, RenditionProtection};
 
 /// A rendition's folder (its version folder), relative to the track folder.
 pub fn rendition_dir(r: &PackagedRendition) -> String {
@@ -83,6 +84,16 @@ pub fn create_entry_manifests(
         }
         if sets.is_empty() {
             continue;
+        }
+        // Clear and protected renditions never share a switching set (dash.js 5.2 refuses an
+        // AdaptationSet that mixes them, and a player cannot move between a licence and none
+        // mid-stream): a set with protected members keeps those alone. A protected tier's
+        // listeners play its own rungs; the lower tier's clear rungs stay in that tier's
+        // manifests.
+        for members in sets.values_mut() {
+            if members.iter().any(|r| r.protection.is_some()) {
+                members.retain(|r| r.protection.is_some());
+            }
         }
         let mut labelled = Vec::new();
         for (&(family, rate), members) in &sets {
@@ -180,7 +191,90 @@ pub fn create_media_playlist(r: &PackagedRendition) -> String {
     playlist
         .write_to(&mut out)
         .expect("writing to a Vec cannot fail");
-    String::from_utf8(out).expect("m3u8-rs writes UTF-8")
+    let text = String::from_utf8(out).expect("m3u8-rs writes UTF-8");
+    match &r.protection {
+        // The keys precede the EXT-X-MAP and every segment they apply to (RFC 8216 4.3.2.4).
+        Some(p) => text.replacen("#EXT-X-MAP:", &format!("{}#EXT-X-MAP:", key_lines(p, "KEY")), 1),
+        None => text,
+    }
+}
+
+/// RFC 8216bis 4.4.4.4: one `EXT-X-KEY` (or, with `tag` = `SESSION-KEY`, 4.4.6.5
+/// `EXT-X-SESSION-KEY`) per DRM system of a protected rendition, as Apple's HLS authoring
+/// specification lists them: METHOD `SAMPLE-AES` for cbcs, `SAMPLE-AES-CTR` for cenc, the
+/// system's KEYFORMAT, its URI (FairPlay's `skd://`, the others' initialization data as a
+/// `data:` URI) and the KEYID. ClearKey's URI holds the key id itself (what hls.js reads from
+/// it). Each line ends with a newline.
+pub fn key_lines(p: &RenditionProtection, tag: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let kid = &p.key.kid;
+    let mut text = String::new();
+    for system in &p.systems {
+        let uri = match (&system.hls_uri, system.system_id) {
+            (Some(uri), _) => uri.clone(),
+            (None, protect::CLEARKEY) => format!("data:text/plain;base64,{}", b64(&kid.0)),
+            (None, protect::FAIRPLAY) => format!("skd://{}", kid.hex()),
+            (None, protect::PLAYREADY) => match &system.pssh {
+                // The PlayReady Object (the pssh box's data), UTF-16 as PlayReady defines it.
+                Some(pssh) => format!(
+                    "data:text/plain;charset=UTF-16;base64,{}",
+                    b64(pssh_data(pssh))
+                ),
+                None => continue,
+            },
+            (None, _) => match &system.pssh {
+                Some(pssh) => format!("data:text/plain;base64,{}", b64(pssh)),
+                None => continue,
+            },
+        };
+        text.push_str(&format!(
+            "#EXT-X-{tag}:METHOD={},URI=\"{uri}\",KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\",KEYID=0x{}\n",
+            p.scheme.hls_method(),
+            protect::hls_keyformat(&system.system_id),
+            kid.hex().to_uppercase(),
+        ));
+    }
+    text
+}
+
+/// The data of a `pssh` box (ISO/IEC 23001-7 8.1.1), after its key ids in version 1.
+fn pssh_data(pssh: &[u8]) -> &[u8] {
+    let mut at = 28;
+    if pssh.get(8) == Some(&1) {
+        let n = pssh
+            .get(28..32)
+            .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize);
+        at = 32 + 16 * n;
+    }
+    pssh.get(at + 4..).unwrap_or(&[])
+}
+
+/// The `EXT-X-SESSION-KEY` lines of a multivariant playlist: each distinct key line of its
+/// renditions, once, after the header (so a player can start the licence exchange early).
+fn with_session_keys(text: String, renditions: &[&PackagedRendition]) -> String {
+    let mut lines = String::new();
+    for r in renditions {
+        if let Some(p) = &r.protection {
+            for line in key_lines(p, "SESSION-KEY").lines() {
+                if !lines.lines().any(|l| l == line) {
+                    lines.push_str(line);
+                    lines.push('\n');
+                }
+            }
+        }
+    }
+    if lines.is_empty() {
+        return text;
+    }
+    let header = "#EXT-X-INDEPENDENT-SEGMENTS\n";
+    match text.find(header) {
+        Some(at) => {
+            let at = at + header.len();
+            format!("{}{lines}{}", &text[..at], &text[at..])
+        }
+        None => text,
+    }
 }
 
 /// RFC 8216 4.3.4.2: a multivariant playlist over renditions of one switching set, highest
@@ -207,7 +301,10 @@ pub fn create_multivariant_playlist(renditions: &[&PackagedRendition]) -> String
     playlist
         .write_to(&mut out)
         .expect("writing to a Vec cannot fail");
-    String::from_utf8(out).expect("m3u8-rs writes UTF-8")
+    with_session_keys(
+        String::from_utf8(out).expect("m3u8-rs writes UTF-8"),
+        renditions,
+    )
 }
 
 /// The families a tier's Apple-form playlist holds: what Apple's players decode (Opus keeps
@@ -291,7 +388,7 @@ pub fn create_tier_playlist(renditions: &[&PackagedRendition]) -> String {
             media_playlist_path(r)
         ));
     }
-    text
+    with_session_keys(text, renditions)
 }
 
 /// ISO/IEC 23009-1: a static MPD with one AdaptationSet per switching set (labelled with its
@@ -337,6 +434,7 @@ pub fn create_mpd(duration_seconds: f64, sets: &[(String, Vec<&PackagedRendition
                     content: label.clone(),
                     ..Default::default()
                 }],
+                ContentProtection: set_protection(&sorted),
                 representations,
                 ..Default::default()
             }
@@ -373,6 +471,38 @@ pub fn create_mpd(duration_seconds: f64, sets: &[(String, Vec<&PackagedRendition
         xs_duration((max_segment * 1000.0).ceil() as u64),
     );
     manifest.to_string().replacen("<MPD ", &attributes, 1)
+}
+
+/// DASH-IF IOP 7.7.2: a protected AdaptationSet's `ContentProtection` elements: the scheme
+/// (`urn:mpeg:dash:mp4protection:2011`, value `cbcs` or `cenc`, `cenc:default_KID`), then one
+/// per DRM system with its `cenc:pssh`. Every member of a set shares its tier's key (the set
+/// policy keeps a set to one protection); a set that would hold two keys signals the first's,
+/// which only a ladder with two protected tiers in one family at one rate could make.
+fn set_protection(members: &[&PackagedRendition]) -> Vec<mpd::ContentProtection> {
+    use base64::Engine as _;
+    let Some(p) = members.iter().find_map(|r| r.protection.as_ref()) else {
+        return Vec::new();
+    };
+    let mut out = vec![mpd::ContentProtection {
+        schemeIdUri: "urn:mpeg:dash:mp4protection:2011".into(),
+        value: Some(p.scheme.as_str().into()),
+        default_KID: Some(p.key.kid.to_string()),
+        ..Default::default()
+    }];
+    for system in &p.systems {
+        out.push(mpd::ContentProtection {
+            schemeIdUri: protect::system_urn(&system.system_id),
+            cenc_pssh: system
+                .pssh
+                .iter()
+                .map(|b| mpd::CencPssh {
+                    content: Some(base64::engine::general_purpose::STANDARD.encode(b)),
+                })
+                .collect(),
+            ..Default::default()
+        });
+    }
+    out
 }
 
 /// An xs:duration of `ms` milliseconds in seconds with three fraction digits.

@@ -5,6 +5,7 @@
 //! are zero). Field names follow ISO/IEC 14496-12 verbatim.
 
 use crate::ladder::Codec;
+use crate::protect::RenditionProtection;
 use crate::transcode::{DecoderConfig, StreamConfig};
 
 /// The init segment's `ludt` box: the track's loudness and, for an album, the album's.
@@ -41,6 +42,9 @@ pub struct TrackConfig<'a> {
     /// The `roll` sample group's roll_distance (in samples, i.e. access units; negative for
     /// pre-roll), written as the init segment's `sgpd` when the codec needs one (Opus).
     pub roll_distance: Option<i16>,
+    /// Common Encryption: the sample entry becomes `enca` with a `sinf`, and the `moov` holds a
+    /// `pssh` per DRM system.
+    pub protection: Option<&'a RenditionProtection>,
 }
 
 /// One fragment: a moof + mdat pair.
@@ -53,6 +57,10 @@ pub struct Fragment<'a> {
     pub data: &'a [u8],
     /// Every sample belongs to the init segment's `roll` group (an `sbgp` in the `traf`).
     pub roll_group: bool,
+    /// `cenc`'s per-sample IVs (one per sample), written as the fragment's sample auxiliary
+    /// information: `saiz`, `saio` and `senc`. `None` when clear, or when the IV is constant
+    /// (`cbcs`: a sample's auxiliary information is then empty).
+    pub sample_ivs: Option<&'a [[u8; 16]]>,
 }
 
 /// The `roll` distance Opus needs: 80 ms of pre-roll (Encapsulation of Opus in ISO Base Media
@@ -174,7 +182,11 @@ pub fn create_init_segment(track: &TrackConfig<'_>) -> Vec<u8> {
                     write_box(b, b"stbl", |b| {
                         write_full_box(b, b"stsd", 0, 0, |b| {
                             u32be(b, 1);
+                            let entry = b.len();
                             write_sample_entry(b, track);
+                            if let Some(p) = track.protection {
+                                protect_sample_entry(b, entry, p);
+                            }
                         });
                         write_full_box(b, b"stts", 0, 0, |b| u32be(b, 0));
                         write_full_box(b, b"stsc", 0, 0, |b| u32be(b, 0));
@@ -213,9 +225,64 @@ pub fn create_init_segment(track: &TrackConfig<'_>) -> Vec<u8> {
                 u32be(b, 0); // default_sample_flags: every audio sample is a sync sample
             });
         });
+        // ISO/IEC 23001-7 8.1: one `pssh` per DRM system, as the key source gave it.
+        for system in track.protection.iter().flat_map(|p| &p.systems) {
+            if let Some(pssh) = &system.pssh {
+                b.extend_from_slice(pssh);
+            }
+        }
     });
     buf
 }
+
+/// ISO/IEC 23001-7 4 and ISO/IEC 14496-12 8.12: the sample entry written at `entry` (the last
+/// box of `b`) becomes `enca`, its original format kept in `sinf/frma`, with the scheme
+/// (`schm`) and its defaults (`schi/tenc`) appended to its children.
+fn protect_sample_entry(b: &mut Vec<u8>, entry: usize, p: &RenditionProtection) {
+    let mut original = [0u8; 4];
+    original.copy_from_slice(&b[entry + 4..entry + 8]);
+    b[entry + 4..entry + 8].copy_from_slice(b"enca");
+    let mut sinf = Vec::with_capacity(96);
+    write_box(&mut sinf, b"sinf", |b| {
+        write_box(b, b"frma", |b| b.extend_from_slice(&original));
+        write_full_box(b, b"schm", 0, 0, |b| {
+            b.extend_from_slice(&p.scheme.fourcc());
+            u32be(b, 0x0001_0000); // scheme_version 1.0
+        });
+        write_box(b, b"schi", |b| {
+            // 23001-7 8.2 tenc: version 1 carries the pattern (cbcs); audio is encrypted
+            // whole, crypt_byte_block = skip_byte_block = 0.
+            let constant_iv = p.constant_iv();
+            let version = u8::from(constant_iv.is_some());
+            write_full_box(b, b"tenc", version, 0, |b| {
+                b.push(0); // reserved
+                b.push(0); // reserved, or default_crypt_byte_block(4) default_skip_byte_block(4)
+                b.push(1); // default_isProtected
+                b.push(p.per_sample_iv_size());
+                b.extend_from_slice(&p.key.kid.0);
+                if let Some(iv) = constant_iv {
+                    b.push(16); // default_constant_IV_size
+                    b.extend_from_slice(&iv);
+                }
+            });
+        });
+    });
+    if &original == b"alac" {
+        // Before the codec configuration: FFmpeg reads ALAC's magic cookie only once `frma`
+        // has said the entry is ALAC (an `alac` child met first is skipped, and the stream
+        // does not open). Children of a sample entry are found by type, in any order.
+        let at = entry + AUDIO_SAMPLE_ENTRY_HEADER;
+        b.splice(at..at, sinf);
+    } else {
+        b.extend_from_slice(&sinf);
+    }
+    let size = (b.len() - entry) as u32;
+    b[entry..entry + 4].copy_from_slice(&size.to_be_bytes());
+}
+
+/// The bytes of an AudioSampleEntry before its child boxes: the box header and 12.2.3's 28
+/// bytes of fields.
+const AUDIO_SAMPLE_ENTRY_HEADER: usize = 8 + 28;
 
 /// 8.6.6 elst: one edit that skips the priming and ends before the padding, so a decoder that
 /// honours it outputs exactly the presented samples.
@@ -403,6 +470,7 @@ fn write_esds(b: &mut Vec<u8>, track: &TrackConfig<'_>, asc: &[u8]) {
 pub fn create_media_segment(f: &Fragment<'_>) -> Vec<u8> {
     let mut buf = Vec::with_capacity(f.data.len() + 64 + f.samples.len() * 8);
     let mut data_offset_at = 0;
+    let (mut saio_offset_at, mut senc_ivs_at) = (0, 0);
     write_box(&mut buf, b"moof", |b| {
         write_full_box(b, b"mfhd", 0, 0, |b| u32be(b, f.sequence_number));
         write_box(b, b"traf", |b| {
@@ -430,8 +498,33 @@ pub fn create_media_segment(f: &Fragment<'_>) -> Vec<u8> {
                     u32be(b, 1); // group_description_index
                 });
             }
+            if let Some(ivs) = f.sample_ivs {
+                // 8.7.8 saiz: every sample's auxiliary information is its 16-byte IV.
+                write_full_box(b, b"saiz", 0, 0, |b| {
+                    b.push(16); // default_sample_info_size
+                    u32be(b, ivs.len() as u32);
+                });
+                // 8.7.9 saio: one offset, from the moof (default-base-is-moof) to the first IV
+                // in the senc that follows; patched once the senc is placed.
+                write_full_box(b, b"saio", 0, 0, |b| {
+                    u32be(b, 1);
+                    saio_offset_at = b.len();
+                    u32be(b, 0);
+                });
+                // 23001-7 7.2.1 senc: the IVs, no subsamples (each sample is encrypted whole).
+                write_full_box(b, b"senc", 0, 0, |b| {
+                    u32be(b, ivs.len() as u32);
+                    senc_ivs_at = b.len();
+                    for iv in ivs {
+                        b.extend_from_slice(iv);
+                    }
+                });
+            }
         });
     });
+    if f.sample_ivs.is_some() {
+        buf[saio_offset_at..saio_offset_at + 4].copy_from_slice(&(senc_ivs_at as u32).to_be_bytes());
+    }
     // data_offset counts from the start of the moof to the first byte of mdat's payload.
     let data_offset = (buf.len() + 8) as u32;
     buf[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
@@ -602,6 +695,7 @@ mod tests {
             samples: &samples,
             data: &data,
             roll_group: true,
+            sample_ivs: None,
         });
         let moof_size = u32::from_be_bytes(seg[0..4].try_into().unwrap()) as usize;
         assert_eq!(&seg[moof_size + 4..moof_size + 8], b"mdat");
@@ -626,6 +720,7 @@ mod tests {
             avg_bitrate: 256_000,
             loudness: None,
             roll_distance: None,
+            protection: None,
         };
         let a = create_init_segment(&t);
         assert_eq!(a, create_init_segment(&t));
@@ -664,6 +759,7 @@ mod tests {
             samples: &samples,
             data: &[0; 6],
             roll_group: true,
+            sample_ivs: None,
         });
         let sbgp = seg.windows(4).position(|w| w == b"sbgp").unwrap();
         let body = &seg[sbgp + 8..sbgp + 24];

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::ingest::analysis::Loudness;
 use crate::ladder::Codec;
 use crate::layout;
+use crate::protect::{RenditionProtection, Scheme};
 use crate::transcode::engine::{RenditionSink, TrackSpan};
 use crate::transcode::timeline::SetTiming;
 use crate::transcode::{EncodedPacket, StreamConfig};
@@ -108,6 +109,8 @@ pub struct PackagedRendition {
     pub bandwidth: u64,
     /// Mean bit rate over the segments, bit/s.
     pub average_bandwidth: u64,
+    /// How the rendition is encrypted (`None`: clear).
+    pub protection: Option<RenditionProtection>,
 }
 
 /// A segment being assembled.
@@ -249,6 +252,9 @@ pub struct RenditionPackager {
     /// The single-file form: the fragments, written as they come, before the header and the
     /// index that precede them in the track file are known.
     fragments: Option<io::BufWriter<fs::File>>,
+    protection: Option<RenditionProtection>,
+    /// Samples written so far (a `cenc` sample's IV counts them).
+    samples_written: u32,
 }
 
 /// The folder a rendition is written into before it has a version.
@@ -268,6 +274,7 @@ impl RenditionPackager {
         segment_len: u64,
         timing: &SetTiming,
         single_file: bool,
+        protection: Option<RenditionProtection>,
     ) -> Result<RenditionPackager, PackageError> {
         let building = dir.join(BUILDING_DIR);
         let _ = fs::remove_dir_all(&building);
@@ -295,6 +302,8 @@ impl RenditionPackager {
             max_sample_size: 0,
             digest: Sha256::new(),
             fragments,
+            protection,
+            samples_written: 0,
         })
     }
 
@@ -310,14 +319,28 @@ impl RenditionPackager {
         Ok(())
     }
 
-    fn write_segment(&mut self, seg: Pending) -> Result<(), PackageError> {
+    fn write_segment(&mut self, mut seg: Pending) -> Result<(), PackageError> {
         let number = self.segments.len() as u32 + 1;
+        let mut ivs = Vec::new();
+        if let Some(p) = &self.protection {
+            let mut at = 0;
+            for &(_, size) in &seg.samples {
+                let n = self.samples_written;
+                p.encrypt_sample(n, &mut seg.data[at..at + size as usize]);
+                if p.scheme == Scheme::Cenc {
+                    ivs.push(p.sample_iv(n));
+                }
+                at += size as usize;
+                self.samples_written += 1;
+            }
+        }
         let bytes = create_media_segment(&Fragment {
             sequence_number: number,
             base_media_decode_time: seg.start,
             samples: &seg.samples,
             data: &seg.data,
             roll_group: self.roll,
+            sample_ivs: (!ivs.is_empty()).then_some(&ivs[..]),
         });
         self.digest.update((bytes.len() as u64).to_be_bytes());
         self.digest.update(&bytes);
@@ -462,6 +485,7 @@ impl RenditionPackager {
             avg_bitrate: average_bandwidth.min(u64::from(u32::MAX)) as u32,
             loudness: ludt.as_ref(),
             roll_distance: self.roll_distance,
+            protection: self.protection.as_ref(),
         });
         self.digest.update((init.len() as u64).to_be_bytes());
         self.digest.update(&init);
@@ -496,6 +520,7 @@ impl RenditionPackager {
             media_duration,
             bandwidth,
             average_bandwidth,
+            protection: self.protection,
         })
     }
 }
