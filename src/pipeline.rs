@@ -207,9 +207,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         let encoded: Vec<Vec<(usize, EncodedTrack<PackagedRendition>)>> = pool.install(|| {
             programmes
                 .par_iter()
-                .map(|p| {
-                    encode_programme(&planned, p, opts, &staging, progress, &clock)
-                })
+                .map(|p| encode_programme(&planned, p, opts, &staging, progress, &clock))
                 .collect::<Result<_, Error>>()
         })?;
         let mut tracks: Vec<_> = encoded.into_iter().flatten().collect();

@@ -18,9 +18,7 @@ use pressing::protect::{KeyError, KeySource, Scheme};
 use pressing::publish;
 use pressing::report::{self, PackageIndex, RunReport};
 
-use super::args::{
-    KeyArgs, LaddersAction, PublishCmdArgs, RunArgs, UnpublishArgs, ValidateArgs,
-};
+use super::args::{KeyArgs, LaddersAction, PublishCmdArgs, RunArgs, UnpublishArgs, ValidateArgs};
 use super::print::{print_published, print_validation};
 use super::progress::{self, Progress, Uploads};
 use super::stores::{self, PublishArgs};

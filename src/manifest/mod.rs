@@ -194,7 +194,11 @@ pub fn create_media_playlist(r: &PackagedRendition) -> String {
     let text = String::from_utf8(out).expect("m3u8-rs writes UTF-8");
     match &r.protection {
         // The keys precede the EXT-X-MAP and every segment they apply to (RFC 8216 4.3.2.4).
-        Some(p) => text.replacen("#EXT-X-MAP:", &format!("{}#EXT-X-MAP:", key_lines(p, "KEY")), 1),
+        Some(p) => text.replacen(
+            "#EXT-X-MAP:",
+            &format!("{}#EXT-X-MAP:", key_lines(p, "KEY")),
+            1,
+        ),
         None => text,
     }
 }
@@ -242,9 +246,9 @@ pub fn key_lines(p: &RenditionProtection, tag: &str) -> String {
 fn pssh_data(pssh: &[u8]) -> &[u8] {
     let mut at = 28;
     if pssh.get(8) == Some(&1) {
-        let n = pssh
-            .get(28..32)
-            .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize);
+        let n = pssh.get(28..32).map_or(0, |b| {
+            u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize
+        });
         at = 32 + 16 * n;
     }
     pssh.get(at + 4..).unwrap_or(&[])

@@ -523,7 +523,8 @@ pub fn create_media_segment(f: &Fragment<'_>) -> Vec<u8> {
         });
     });
     if f.sample_ivs.is_some() {
-        buf[saio_offset_at..saio_offset_at + 4].copy_from_slice(&(senc_ivs_at as u32).to_be_bytes());
+        buf[saio_offset_at..saio_offset_at + 4]
+            .copy_from_slice(&(senc_ivs_at as u32).to_be_bytes());
     }
     // data_offset counts from the start of the moof to the first byte of mdat's payload.
     let data_offset = (buf.len() + 8) as u32;

@@ -121,7 +121,8 @@ pub struct CpixKeys {
 /// Parse and check a CPIX document. Errors name the element and attribute at fault; a key's
 /// value never appears in one.
 pub fn parse(xml: &str) -> Result<CpixKeys, String> {
-    let doc: Cpix = quick_xml::de::from_str(xml).map_err(|e| format!("not a CPIX document: {e}"))?;
+    let doc: Cpix =
+        quick_xml::de::from_str(xml).map_err(|e| format!("not a CPIX document: {e}"))?;
     let mut out = CpixKeys {
         content_id: doc.content_id.clone(),
         ..CpixKeys::default()
@@ -133,7 +134,10 @@ pub fn parse(xml: &str) -> Result<CpixKeys, String> {
     for k in doc.content_keys.map(|l| l.keys).unwrap_or_default() {
         let kid = kid_of(&k.kid, "ContentKey")?;
         let secret = k.data.and_then(|d| d.secret);
-        if secret.as_ref().is_some_and(|s| s.encrypted.is_some() && s.plain.is_none()) {
+        if secret
+            .as_ref()
+            .is_some_and(|s| s.encrypted.is_some() && s.plain.is_none())
+        {
             return Err(format!(
                 "ContentKey {kid}: the key is encrypted (EncryptedValue); pressing reads PlainValue keys, over TLS from a key server or from a file kept private"
             ));
@@ -164,7 +168,12 @@ pub fn parse(xml: &str) -> Result<CpixKeys, String> {
         let b64 = |v: &str, what: &str| {
             base64::engine::general_purpose::STANDARD
                 .decode(v.trim())
-                .map_err(|_| format!("DRMSystem {} of {kid}: {what} is not base64", KeyId(system_id)))
+                .map_err(|_| {
+                    format!(
+                        "DRMSystem {} of {kid}: {what} is not base64",
+                        KeyId(system_id)
+                    )
+                })
         };
         let pssh = match s.pssh.as_deref().filter(|p| !p.trim().is_empty()) {
             Some(p) => {
@@ -185,7 +194,8 @@ pub fn parse(xml: &str) -> Result<CpixKeys, String> {
         };
         for h in &s.hls {
             if h.playlist.as_deref().unwrap_or("media") == "media" && hls_uri.is_none() {
-                let line = String::from_utf8_lossy(&b64(&h.value, "HLSSignalingData")?).into_owned();
+                let line =
+                    String::from_utf8_lossy(&b64(&h.value, "HLSSignalingData")?).into_owned();
                 hls_uri = uri_attribute(&line);
             }
         }
@@ -251,7 +261,11 @@ impl CpixKeys {
             .rules
             .iter()
             .find(|(t, l, _)| *t == tier && l.as_deref() == Some(track))
-            .or_else(|| self.rules.iter().find(|(t, l, _)| *t == tier && l.is_none()))
+            .or_else(|| {
+                self.rules
+                    .iter()
+                    .find(|(t, l, _)| *t == tier && l.is_none())
+            })
             .map(|(_, _, kid)| *kid)?;
         self.keys.iter().find(|k| k.kid == kid)
     }
@@ -272,7 +286,12 @@ fn escape(s: &str) -> String {
 
 /// A key request in the SPEKE v2 shape: the content id, one `ContentKey` per (tier, kid)
 /// without its value, one `DRMSystem` per system asked for each key, one usage rule per tier.
-pub fn request(content_id: &str, scheme: &str, keys: &[(Tier, KeyId)], systems: &[[u8; 16]]) -> String {
+pub fn request(
+    content_id: &str,
+    scheme: &str,
+    keys: &[(Tier, KeyId)],
+    systems: &[[u8; 16]],
+) -> String {
     let mut x = String::new();
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(&format!(
@@ -353,15 +372,26 @@ mod tests {
         let short = DOC.replace("AAECAwQFBgcICQoLDA0ODw==", "AAECAw==");
         let e = parse(&short).unwrap_err();
         assert!(e.contains("PlainValue holds 4 bytes"), "{e}");
-        assert!(!e.contains("AAECAw"), "the key's value is not in the error: {e}");
-        let bad_tier = DOC.replace("intendedTrackType=\"PREMIUM\"", "intendedTrackType=\"gold\"");
-        assert!(parse(&bad_tier).unwrap_err().contains("intendedTrackType=\"gold\""));
+        assert!(
+            !e.contains("AAECAw"),
+            "the key's value is not in the error: {e}"
+        );
+        let bad_tier = DOC.replace(
+            "intendedTrackType=\"PREMIUM\"",
+            "intendedTrackType=\"gold\"",
+        );
+        assert!(parse(&bad_tier)
+            .unwrap_err()
+            .contains("intendedTrackType=\"gold\""));
         let unknown = DOC.replace(
             "kid=\"22222222-2222-2222-2222-222222222222\" intendedTrackType",
             "kid=\"33333333-3333-3333-3333-333333333333\" intendedTrackType",
         );
         let e = parse(&unknown).unwrap().check_complete().unwrap_err();
-        assert!(e.contains("33333333-3333-3333-3333-333333333333 is not in ContentKeyList"), "{e}");
+        assert!(
+            e.contains("33333333-3333-3333-3333-333333333333 is not in ContentKeyList"),
+            "{e}"
+        );
         let unused = DOC.replace(
             "<cpix:ContentKeyUsageRule kid=\"11111111-1111-1111-1111-111111111111\" intendedTrackType=\"PREMIUM\"/>",
             "",

@@ -80,16 +80,19 @@ impl RawKeys {
         let mut keys: Vec<(Tier, ContentKey)> = Vec::new();
         for v in values {
             let (tier, rest) = v.split_once('=').ok_or_else(|| {
-                invalid("expected TIER=KID:KEY (32 hex digits each), e.g. premium=0123...:4567...".into())
+                invalid(
+                    "expected TIER=KID:KEY (32 hex digits each), e.g. premium=0123...:4567..."
+                        .into(),
+                )
             })?;
-            let tier = Tier::parse(tier)
-                .ok_or_else(|| invalid(format!("{tier:?} is not a tier (free, premium or hifi)")))?;
+            let tier = Tier::parse(tier).ok_or_else(|| {
+                invalid(format!("{tier:?} is not a tier (free, premium or hifi)"))
+            })?;
             let (kid, key) = rest
                 .split_once(':')
                 .ok_or_else(|| invalid(format!("{tier}=...: expected KID:KEY after the tier")))?;
-            let kid = KeyId::parse(kid).ok_or_else(|| {
-                invalid(format!("{tier}=...: the key id is not 32 hex digits"))
-            })?;
+            let kid = KeyId::parse(kid)
+                .ok_or_else(|| invalid(format!("{tier}=...: the key id is not 32 hex digits")))?;
             let key = super::parse_hex16(key).ok_or_else(|| {
                 invalid(format!("{tier}={kid}:...: the key is not 32 hex digits"))
             })?;
@@ -111,15 +114,15 @@ impl KeySource for RawKeys {
         let content_id = request.content_id;
         let mut out = TrackKeys::default();
         for &tier in request.tiers {
-            let (_, key) = self
-                .keys
-                .iter()
-                .find(|(t, _)| *t == tier)
-                .ok_or_else(|| KeyError::Missing {
-                    origin: "--key".into(),
-                    tier,
-                    track: content_id.into(),
-                })?;
+            let (_, key) =
+                self.keys
+                    .iter()
+                    .find(|(t, _)| *t == tier)
+                    .ok_or_else(|| KeyError::Missing {
+                        origin: "--key".into(),
+                        tier,
+                        track: content_id.into(),
+                    })?;
             out.tiers.push((tier, key.clone()));
         }
         Ok(out)
@@ -159,16 +162,20 @@ impl KeySource for CpixFile {
         let content_id = request.content_id;
         let mut out = TrackKeys::default();
         for &tier in request.tiers {
-            let key =
-                self.keys
-                    .key_for(content_id, tier)
-                    .ok_or_else(|| KeyError::Missing {
-                        origin: self.path.display().to_string(),
-                        tier,
-                        track: content_id.into(),
-                    })?;
+            let key = self
+                .keys
+                .key_for(content_id, tier)
+                .ok_or_else(|| KeyError::Missing {
+                    origin: self.path.display().to_string(),
+                    tier,
+                    track: content_id.into(),
+                })?;
             for s in self.keys.systems_for(&key.kid) {
-                if !out.systems.iter().any(|o: &DrmSystem| o.system_id == s.system_id) {
+                if !out
+                    .systems
+                    .iter()
+                    .any(|o: &DrmSystem| o.system_id == s.system_id)
+                {
                     out.systems.push(s);
                 }
             }
@@ -226,8 +233,9 @@ mod server {
                 .connect_timeout(Duration::from_secs(5))
                 .timeout(Duration::from_secs(30));
             if let Some(ca) = ca {
-                let pem = std::fs::read(ca)
-                    .map_err(|e| invalid(format!("cannot read the CA file {}: {e}", ca.display())))?;
+                let pem = std::fs::read(ca).map_err(|e| {
+                    invalid(format!("cannot read the CA file {}: {e}", ca.display()))
+                })?;
                 for cert in reqwest::Certificate::from_pem_bundle(&pem)
                     .map_err(|e| invalid(format!("{}: not a PEM certificate: {e}", ca.display())))?
                 {
@@ -282,11 +290,12 @@ mod server {
                     if status.is_client_error() && status.as_u16() != 429 {
                         // Never echo a body that could hold a key: the first line, if short.
                         let first = text.lines().next().unwrap_or("").trim();
-                        let detail = if !first.is_empty() && first.len() <= 200 && !first.contains('<') {
-                            format!(": {first}")
-                        } else {
-                            String::new()
-                        };
+                        let detail =
+                            if !first.is_empty() && first.len() <= 200 && !first.contains('<') {
+                                format!(": {first}")
+                            } else {
+                                String::new()
+                            };
                         return Err(KeyError::Refused {
                             url: self.url.clone(),
                             content: content_id.into(),
@@ -320,12 +329,7 @@ mod server {
                 .iter()
                 .map(|&t| (t, derived_kid(content_id, t)))
                 .collect();
-            let body = cpix::request(
-                content_id,
-                request.scheme.as_str(),
-                &asked,
-                request.systems,
-            );
+            let body = cpix::request(content_id, request.scheme.as_str(), &asked, request.systems);
             let answer = self.ask(body, content_id)?;
             let invalid = |message: String| KeyError::Invalid {
                 origin: format!("key server {}", self.url),

@@ -278,8 +278,7 @@ impl RenditionProtection {
         let key = self.key.secret();
         match self.scheme {
             Scheme::Cenc => {
-                ctr::Ctr128BE::<aes::Aes128>::new(key.into(), (&iv).into())
-                    .apply_keystream(sample);
+                ctr::Ctr128BE::<aes::Aes128>::new(key.into(), (&iv).into()).apply_keystream(sample);
             }
             Scheme::Cbcs => {
                 let whole = sample.len() / 16 * 16;
