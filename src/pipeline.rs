@@ -282,7 +282,7 @@ fn encode_programme(
                 RenditionProtection::new(
                     p.scheme,
                     key.clone(),
-                    protect::systems_for(&key.kid, &keys.systems),
+                    protect::systems_for(&key.kid, p.scheme, &keys.systems, &p.systems),
                     &track.source.id,
                     &plan.rung.id,
                 )

@@ -432,14 +432,30 @@ fn manifests_signal_the_keys_and_never_mix_clear_and_protected_renditions() {
                     None => assert!(keys.is_empty()),
                     Some(kid) => {
                         let hex_kid = kid.replace('-', "").to_uppercase();
-                        assert_eq!(keys.len(), 1, "{text}");
-                        assert!(
-                            keys[0].contains(&format!("METHOD={method},")),
-                            "{}",
-                            keys[0]
-                        );
-                        assert!(keys[0].contains("KEYFORMAT=\"org.w3.clearkey\""));
-                        assert!(keys[0].contains(&format!("KEYID=0x{hex_kid}")));
+                        // ClearKey, Widevine (a pssh from the key id) and, for cbcs, FairPlay.
+                        let formats: Vec<&str> = keys
+                            .iter()
+                            .map(|k| {
+                                k.split("KEYFORMAT=\"")
+                                    .nth(1)
+                                    .unwrap()
+                                    .split('"')
+                                    .next()
+                                    .unwrap()
+                            })
+                            .collect();
+                        let mut expected = vec![
+                            "org.w3.clearkey",
+                            "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed",
+                        ];
+                        if scheme == "cbcs" {
+                            expected.push("com.apple.streamingkeydelivery");
+                        }
+                        assert_eq!(formats, expected, "{text}");
+                        for k in &keys {
+                            assert!(k.contains(&format!("METHOD={method},")), "{k}");
+                            assert!(k.contains(&format!("KEYID=0x{hex_kid}")), "{k}");
+                        }
                         let map = text.find("#EXT-X-MAP").unwrap();
                         assert!(
                             text.find("#EXT-X-KEY").unwrap() < map,

@@ -493,7 +493,8 @@ fn set_protection(members: &[&PackagedRendition]) -> Vec<mpd::ContentProtection>
         default_KID: Some(p.key.kid.to_string()),
         ..Default::default()
     }];
-    for system in &p.systems {
+    // A system without initialization data (FairPlay: HLS only) has nothing to say here.
+    for system in p.systems.iter().filter(|s| s.pssh.is_some()) {
         out.push(mpd::ContentProtection {
             schemeIdUri: protect::system_urn(&system.system_id),
             cenc_pssh: system

@@ -338,14 +338,64 @@ pub fn clearkey_pssh(kids: &[KeyId]) -> Vec<u8> {
 }
 
 /// The systems to signal for a key: ClearKey's (with this key's id) first, then the key
-/// source's others.
-pub fn systems_for(kid: &KeyId, named: &[DrmSystem]) -> Vec<DrmSystem> {
+/// source's, then those of `wanted` the source did not give that the key id alone describes:
+/// Widevine (a `pssh` whose WidevinePsshData lists the key id and the scheme, what Shaka
+/// Packager writes for raw keys; a Widevine licence server needs nothing more) and FairPlay
+/// (`skd://` and the key id, HLS only, cbcs only). PlayReady's header names its licence server, so only a
+/// key source can give it.
+pub fn systems_for(
+    kid: &KeyId,
+    scheme: Scheme,
+    named: &[DrmSystem],
+    wanted: &[[u8; 16]],
+) -> Vec<DrmSystem> {
     let mut out = vec![DrmSystem {
         system_id: CLEARKEY,
         pssh: Some(clearkey_pssh(&[*kid])),
         hls_uri: None,
     }];
     out.extend(named.iter().filter(|s| s.system_id != CLEARKEY).cloned());
+    for id in wanted {
+        if out.iter().any(|s| s.system_id == *id) {
+            continue;
+        }
+        match *id {
+            WIDEVINE => out.push(DrmSystem {
+                system_id: WIDEVINE,
+                pssh: Some(widevine_pssh(kid, scheme)),
+                hls_uri: None,
+            }),
+            // FairPlay decrypts cbcs alone.
+            FAIRPLAY if scheme == Scheme::Cbcs => out.push(DrmSystem {
+                system_id: FAIRPLAY,
+                pssh: None,
+                hls_uri: Some(format!("skd://{}", kid.hex())),
+            }),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A version 0 `pssh` for Widevine whose data is the WidevinePsshData protobuf with the key id
+/// (field 2, bytes) and the protection scheme (field 9, the fourcc as a varint).
+pub fn widevine_pssh(kid: &KeyId, scheme: Scheme) -> Vec<u8> {
+    let mut data = vec![0x12, 16];
+    data.extend_from_slice(&kid.0);
+    data.push(0x48);
+    let mut v = u32::from_be_bytes(scheme.fourcc());
+    while v >= 0x80 {
+        data.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    data.push(v as u8);
+    let mut out = Vec::with_capacity(32 + data.len());
+    out.extend_from_slice(&((32 + data.len()) as u32).to_be_bytes());
+    out.extend_from_slice(b"pssh");
+    out.extend_from_slice(&0u32.to_be_bytes()); // version 0, flags 0
+    out.extend_from_slice(&WIDEVINE);
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(&data);
     out
 }
 
@@ -395,6 +445,34 @@ mod tests {
             dec.decrypt_block_mut(block.into());
         }
         assert_eq!(sample, clear);
+    }
+
+    #[test]
+    fn a_widevine_pssh_lists_the_key_id_and_the_scheme() {
+        let p = widevine_pssh(&KeyId([0x11; 16]), Scheme::Cbcs);
+        assert_eq!(&p[4..8], b"pssh");
+        assert_eq!(
+            u32::from_be_bytes(p[..4].try_into().unwrap()) as usize,
+            p.len()
+        );
+        assert_eq!(&p[12..28], &WIDEVINE);
+        // 0x12 len kid, then 0x48 and 'cbcs' (0x63626373) as a varint.
+        assert_eq!(&p[32..34], &[0x12, 16]);
+        assert_eq!(&p[34..50], &[0x11; 16]);
+        assert_eq!(&p[50..], &[0x48, 0xf3, 0xc6, 0x89, 0x9b, 0x06]);
+        let systems = systems_for(
+            &KeyId([1; 16]),
+            Scheme::Cenc,
+            &[],
+            &[WIDEVINE, PLAYREADY, FAIRPLAY],
+        );
+        let ids: Vec<_> = systems.iter().map(|s| s.system_id).collect();
+        assert_eq!(ids, vec![CLEARKEY, WIDEVINE], "FairPlay takes cbcs alone");
+        let cbcs = systems_for(&KeyId([1; 16]), Scheme::Cbcs, &[], &[FAIRPLAY]);
+        assert_eq!(
+            cbcs[1].hls_uri.as_deref(),
+            Some("skd://01010101010101010101010101010101")
+        );
     }
 
     #[test]

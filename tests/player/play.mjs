@@ -15,6 +15,10 @@
 // Playback runs at 16x and must reach 'ended' with the clock at the presentation's end, so a
 // player that stalls before the end of a track fails. A codec the browser cannot
 // decode at all (Chromium has no ALAC decoder) is skipped and said so, never counted as played.
+// PLAY_KEYS='{"<kid hex>": "<key hex>", ...}' plays protected packages with the W3C ClearKey CDM
+// (hls.js through a licence endpoint this server answers, Shaka Player and dash.js with the keys
+// given) and plays only the protected tiers; PLAY_LOCKED=1 then plays them with no key, and a
+// playback passes when it does not play (no 'ended', no clock past 1 s, within 8 s).
 // Prints one JSON line per playback; exits non-zero if any failed.
 import http from 'node:http';
 import fs from 'node:fs';
@@ -35,9 +39,26 @@ const libs = {
   '/lib/shaka.js': path.join(here, 'node_modules/shaka-player/dist/shaka-player.compiled.js'),
   '/lib/dash.js': path.join(here, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js'),
 };
+const keys = process.env.PLAY_KEYS ? JSON.parse(process.env.PLAY_KEYS) : null;
+const locked = process.env.PLAY_LOCKED === '1';
+const b64url = (hex) => Buffer.from(hex, 'hex').toString('base64url');
 const server = http.createServer((req, res) => {
   const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
   let file;
+  if (url === '/clearkey' && req.method === 'POST') {
+    // A W3C ClearKey licence server (EME 9.1.4): the request names key ids, the answer is a
+    // JSON Web Key Set of the ones it knows.
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      const asked = JSON.parse(Buffer.from(body, 'latin1').toString('utf8')).kids || [];
+      const known = Object.fromEntries(Object.entries(keys || {}).map(([k, v]) => [b64url(k), b64url(v)]));
+      const answer = { keys: asked.filter((k) => known[k]).map((k) => ({ kty: 'oct', kid: k, k: known[k] })), type: 'temporary' };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(answer));
+    });
+    return;
+  }
   if (url === '/') {
     res.writeHead(200, { 'content-type': 'text/html' });
     return res.end('<!doctype html><script src="/lib/hls.js"></script><script src="/lib/shaka.js"></script><script src="/lib/dash.js"></script><body></body>');
@@ -79,7 +100,7 @@ page.on('pageerror', (e) => console.error('page error:', e.message));
 await page.goto(base + '/');
 
 // In the page: play one source to its end and report the clock.
-const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd }) => {
+const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd, keys, locked }) => {
   const audio = document.createElement('audio');
   // PLAY_END: start seekEnd seconds before the end (the end of a track, cheaply, many times).
   if (seekEnd > 0) {
@@ -94,17 +115,25 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd }) =
       for (let i = 0; i < audio.buffered.length; i++) buffered.push([audio.buffered.start(i), audio.buffered.end(i)]);
       resolve({ ok: false, error, at: audio.currentTime, duration: audio.duration, buffered, readyState: audio.readyState });
     };
-    const timer = setTimeout(() => fail('timeout'), 60000);
+    // Locked (protected, no key): not playing for 8 s is the pass.
+    const timer = setTimeout(() => (locked && audio.currentTime < 1 ? resolve({ ok: true, locked: true, at: audio.currentTime }) : fail('timeout')), locked ? 8000 : 60000);
     const ended = (by) => {
       clearTimeout(timer);
       resolve({ ok: true, currentTime: audio.currentTime, duration: audio.duration, ...(by ? { by } : {}) });
     };
-    audio.addEventListener('ended', () => ended());
-    audio.addEventListener('error', () => fail('media error ' + (audio.error && audio.error.message)));
+    audio.addEventListener('ended', () => (locked ? fail('played to the end without a key') : ended()));
+    audio.addEventListener('error', () => (locked ? resolve({ ok: true, locked: true, error: 'media error' }) : fail('media error ' + (audio.error && audio.error.message))));
+    const b64url = (hex) => btoa(hex.match(/../g).map((h) => String.fromCharCode(parseInt(h, 16))).join('')).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
     try {
       if (kind === 'hls' || kind === 'hls-tier') {
-        player = new Hls({ enableWorker: false });
-        player.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) fail(`hls.js ${d.type}: ${d.details}`); });
+        player = new Hls({
+          enableWorker: false,
+          emeEnabled: !!keys,
+          drmSystems: keys ? { 'org.w3.clearkey': { licenseUrl: location.origin + '/clearkey' } } : {},
+        });
+        player.on(Hls.Events.ERROR, (_, d) => {
+          if (d.fatal) (locked ? resolve({ ok: true, locked: true, error: `hls.js ${d.details}` }) : fail(`hls.js ${d.type}: ${d.details}`));
+        });
         player.on(Hls.Events.MANIFEST_PARSED, () => {
           audio.playbackRate = 16;
           audio.play().catch((e) => fail('play(): ' + e));
@@ -116,7 +145,10 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd }) =
         player.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_NONE } });
         // Only this family's AdaptationSet keeps representations: dash.js plays that set.
         player.registerCustomCapabilitiesFilter((rep) => ids.includes(rep.id));
-        player.on(dashjs.MediaPlayer.events.ERROR, (e) => fail('dash.js ' + JSON.stringify(e.error && (e.error.message || e.error.code) || e.error)));
+        if (keys) {
+          player.setProtectionData({ 'org.w3.clearkey': { clearkeys: Object.fromEntries(Object.entries(keys).map(([k, v]) => [b64url(k), b64url(v)])) } });
+        }
+        player.on(dashjs.MediaPlayer.events.ERROR, (e) => (locked ? resolve({ ok: true, locked: true, error: 'dash.js error' }) : fail('dash.js ' + JSON.stringify(e.error && (e.error.message || e.error.code) || e.error))));
         player.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => { audio.playbackRate = 16; });
         // dash.js also ends playback itself: a 200 ms timer sees the clock at the end of the last
         // stream, fires PLAYBACK_ENDED and pauses the element, which then never fires 'ended'
@@ -128,7 +160,8 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd }) =
         shaka.polyfill.installAll();
         player = new shaka.Player();
         await player.attach(audio);
-        player.addEventListener('error', (e) => fail('shaka ' + e.detail.code));
+        player.addEventListener('error', (e) => (locked ? resolve({ ok: true, locked: true, error: 'shaka ' + e.detail.code }) : fail('shaka ' + e.detail.code)));
+        if (keys) player.configure({ drm: { clearKeys: keys } });
         await player.load(url);
         audio.playbackRate = 16;
         await audio.play();
@@ -136,7 +169,8 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd }) =
         shaka.polyfill.installAll();
         player = new shaka.Player();
         await player.attach(audio);
-        player.addEventListener('error', (e) => fail('shaka ' + e.detail.code));
+        player.addEventListener('error', (e) => (locked ? resolve({ ok: true, locked: true, error: 'shaka ' + e.detail.code }) : fail('shaka ' + e.detail.code)));
+        if (keys) player.configure({ drm: { clearKeys: keys } });
         player.configure({
           abr: { enabled: false },
           preferredAudio: [{ codec: codecs }],
@@ -151,7 +185,8 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd }) =
         await audio.play();
       }
     } catch (e) {
-      fail(String(e && (e.message || e.code) || e));
+      if (locked) resolve({ ok: true, locked: true, error: String(e && (e.message || e.code) || e) });
+      else fail(String(e && (e.message || e.code) || e));
     }
   });
   if (player) await player.destroy();
@@ -164,34 +199,43 @@ const media = process.env.MEDIA_BASE ? process.env.MEDIA_BASE.replace(/\/$/, '')
 const entryOnly = process.env.PLAY_SET === 'entry';
 const tiersOnly = process.env.PLAY_SET === 'tiers';
 const jobs = [];
+const tierRank = (tier) => ['free', 'premium', 'hifi'].indexOf(tier);
 for (const t of report.tracks) {
+  // The set policy (manifest::create_entry_manifests): in a tier, a (family, rate) set with a
+  // protected member holds its protected members alone.
+  const inTierOf = (tier) => {
+    const all = t.renditions.filter((r) => tierRank(r.tier) <= tierRank(tier));
+    return all.filter((r) => r.key_id || !all.some((o) => o.key_id && o.family === r.family && o.sample_rate === r.sample_rate));
+  };
+  // With keys: the protected tiers only.
+  const wanted = (tier) => !keys || inTierOf(tier).some((r) => r.key_id);
   for (const r of entryOnly || tiersOnly ? [] : t.renditions) {
+    if (keys && !r.key_id) continue;
     jobs.push({ kind: 'hls', what: `${t.id}/${r.id} (media playlist)`, url: `${media}/${r.playlist}`, codecs: r.codecs, end: r.duration_samples / r.sample_rate });
   }
   for (const p of t.playlists) {
-    const member = t.renditions.find((r) => r.family === p.family && r.sample_rate === p.sample_rate);
+    if (!wanted(p.tier)) continue;
+    const member = inTierOf(p.tier).find((r) => r.family === p.family && r.sample_rate === p.sample_rate);
     jobs.push({ kind: 'hls', what: p.path, url: `${media}/${p.path}`, codecs: member.codecs, end: t.duration_seconds });
     if (!entryOnly) jobs.push({ kind: 'shaka-hls', what: p.path, url: `${media}/${p.path}`, codecs: member.codecs, end: t.duration_seconds });
   }
   // Each tier's Apple-form playlist (AAC, ALAC, FLAC variants in audio groups) through hls.js,
   // its own ABR over the variants this browser decodes.
   for (const p of t.tier_playlists || []) {
-    if (entryOnly) continue;
+    if (entryOnly || !wanted(p.tier)) continue;
     const aac = t.renditions.find((r) => r.family === 'aac');
     jobs.push({ kind: 'hls-tier', what: p.path, url: `${media}/${p.path}`, codecs: aac.codecs, end: t.duration_seconds });
   }
   for (const m of t.mpds) {
+    if (!wanted(m.tier)) continue;
     const families = new Set();
-    for (const r of tiersOnly ? [] : t.renditions) {
-      const tiers = ['free', 'premium', 'hifi'];
-      if (tiers.indexOf(r.tier) > tiers.indexOf(m.tier)) continue;
+    for (const r of tiersOnly ? [] : inTierOf(m.tier)) {
       if (entryOnly && families.has(r.family)) continue;
       families.add(r.family);
       jobs.push({ kind: 'dash', what: `${m.path} ${r.id}`, url: `${media}/${m.path}`, codecs: r.codecs, bandwidth: r.bandwidth, end: t.duration_seconds });
     }
     if (entryOnly) continue;
-    const tiers = ['free', 'premium', 'hifi'];
-    const inTier = t.renditions.filter((r) => tiers.indexOf(r.tier) <= tiers.indexOf(m.tier));
+    const inTier = inTierOf(m.tier);
     for (const set of new Set(inTier.map((r) => `${r.family} ${r.sample_rate}`))) {
       const members = inTier.filter((r) => `${r.family} ${r.sample_rate}` === set);
       jobs.push({ kind: 'dashjs', what: `${m.path} ${set}`, url: `${media}/${m.path}`, codecs: members[0].codecs, ids: members.map((r) => r.id), end: t.duration_seconds });
@@ -202,7 +246,7 @@ for (const t of report.tracks) {
 // PLAY_END=<s> starts each playback s seconds before its end; PLAY_REPEAT=<n> plays each n times
 // (a stall at the end that comes 1 time in 10 needs many ends, not many whole tracks).
 const seekEnd = Number(process.env.PLAY_END || 0);
-for (const j of jobs) j.seekEnd = seekEnd;
+for (const j of jobs) Object.assign(j, { seekEnd, keys: locked ? null : keys, locked });
 const repeat = Number(process.env.PLAY_REPEAT || 1);
 // PLAY_ONLY=<text> plays only the sources whose description contains it (to chase one failure).
 if (process.env.PLAY_ONLY) jobs.splice(0, jobs.length, ...jobs.filter((j) => `${playerName[j.kind]} ${j.what}`.includes(process.env.PLAY_ONLY)));
