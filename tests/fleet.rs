@@ -1003,3 +1003,274 @@ fn a_store_outage_mid_job_is_retried_and_the_job_completes() {
     assert!(keys.iter().any(|k| k == "outage/catalog.json"), "{keys:?}");
     assert_eq!(store.incomplete_uploads(), 0);
 }
+
+/// tests/keyserver.py: a CPIX key server over HTTPS on 127.0.0.1 (its own CA), whose content
+/// keys are SHA-256(secret || key id) truncated, so the test knows every key it hands out.
+struct KeyServerProc {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+const KEY_SERVER_SECRET: &[u8] = b"pressing test key server secret";
+
+impl KeyServerProc {
+    fn start(dir: &Path, port: u16) -> KeyServerProc {
+        use std::io::BufRead;
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("secret"), KEY_SERVER_SECRET).unwrap();
+        let mut child = Command::new("python3")
+            .arg(root().join("tests/keyserver.py"))
+            .arg(dir)
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the key server did not start: {line:?}"));
+        KeyServerProc {
+            child,
+            port,
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/cpix", self.port)
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--key-server".into(),
+            self.url(),
+            "--key-server-ca".into(),
+            self.dir.join("ca.pem").display().to_string(),
+        ]
+    }
+
+    /// The content key the server gives for a key id.
+    fn key(kid: &pressing::protect::KeyId) -> [u8; 16] {
+        use sha2::Digest;
+        let d = sha2::Sha256::new()
+            .chain_update(KEY_SERVER_SECRET)
+            .chain_update(kid.0)
+            .finalize();
+        d[..16].try_into().unwrap()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for KeyServerProc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The fleet presses a protected release with keys asked of a real HTTPS key server (never
+/// through the queue or the stores); the key server down is a retried failure that completes
+/// once it is back; a key server refusing the content is a dead job saying so; no key is in a
+/// log line, a status, a dead letter or an object.
+#[test]
+fn a_protected_release_presses_in_the_fleet_with_keys_from_the_key_server() {
+    let dir = tmp("protected-fleet");
+    let mut ks = KeyServerProc::start(&dir.join("keyserver"), 0);
+    let ladder = dir.join("protected.toml");
+    let music = std::fs::read_to_string(root().join("ladders/music.toml")).unwrap();
+    std::fs::write(
+        &ladder,
+        format!("{music}\n[protection]\nscheme = \"cbcs\"\n"),
+    )
+    .unwrap();
+    let ladder = ladder.to_str().unwrap();
+    let queue = format!("sqlite:{}", dir.join("q.db").display());
+    let (incoming, out, scratch) = (dir.join("incoming"), dir.join("out"), dir.join("scratch"));
+    let submit = |release: &str| -> String {
+        let o = run_ok(&[
+            "submit",
+            release,
+            "--ladder",
+            ladder,
+            "--queue",
+            &queue,
+            "--store",
+            incoming.to_str().unwrap(),
+        ]);
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let refused_master = dir.join("refused-one.wav");
+    std::fs::copy(
+        root().join("fixtures/album/01-cd-stereo.wav"),
+        &refused_master,
+    )
+    .unwrap();
+    let album = submit("fixtures/album");
+    let refused = submit(refused_master.to_str().unwrap());
+    let catalog = Receiver::start(&[]);
+    let mut w = worker_to(
+        &queue,
+        &incoming,
+        out.to_str().unwrap(),
+        &scratch,
+        &catalog.url,
+        &ks.args(),
+    );
+    let state = |id: &String| statuses(&queue, std::slice::from_ref(id))[0].clone();
+    wait_for("the album published", Duration::from_secs(300), || {
+        state(&album)["state"] == "published"
+    });
+    wait_for("the refused release dead", Duration::from_secs(60), || {
+        state(&refused)["state"] == "dead"
+    });
+    let dead = state(&refused);
+    assert_eq!(dead["code"].as_u64(), Some(77), "{dead}");
+    let message = dead["message"].as_str().unwrap();
+    assert!(
+        message.contains("refused") && message.contains("HTTP 403"),
+        "{dead}"
+    );
+    // The key server down: the job fails, is retried, and completes once it is back.
+    let port = ks.port;
+    ks.stop();
+    let gapless = submit("fixtures/gapless");
+    wait_for("a failed attempt", Duration::from_secs(120), || {
+        let s = state(&gapless);
+        s["state"] == "failed" && s["code"].as_u64() == Some(69)
+    });
+    let failed = state(&gapless);
+    assert!(
+        failed["message"].as_str().unwrap().contains("key server"),
+        "{failed}"
+    );
+    let _ks = KeyServerProc::start(&dir.join("keyserver"), port);
+    wait_for(
+        "the gapless release published",
+        Duration::from_secs(300),
+        || state(&gapless)["state"] == "published",
+    );
+    assert!(sigterm(&mut w).success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut w.stderr.take().unwrap(), &mut log).unwrap();
+
+    // Every protected rendition names its key id (derived from the track and tier), and
+    // FFmpeg decrypts it with the key the server gave.
+    let mut keys = Vec::new();
+    let mut protected = 0;
+    let mut decrypted = 0;
+    let published = files(&out);
+    for (name, bytes) in &published {
+        if !name.ends_with("/catalog.json") {
+            continue;
+        }
+        let record: Value = serde_json::from_slice(bytes).unwrap();
+        let track = record["id"].as_str().unwrap();
+        for r in record["renditions"].as_array().unwrap() {
+            let tier = r["tier"].as_str().unwrap();
+            if tier == "free" {
+                assert!(r["key_id"].is_null(), "{track}/{}", r["id"]);
+                continue;
+            }
+            let t = pressing::ladder::Tier::parse(tier).unwrap();
+            let kid = pressing::protect::keys::derived_kid(track, t);
+            assert_eq!(r["key_id"], kid.to_string(), "{track}/{}", r["id"]);
+            assert_eq!(r["scheme"], "cbcs");
+            let key = KeyServerProc::key(&kid);
+            keys.push(key);
+            protected += 1;
+            if tier == "premium" && r["codec"] == "aac-lc" && record["source"].as_str().is_some() {
+                decrypted += decrypts_to_its_clear_twin(
+                    &out.join(track),
+                    track,
+                    r["id"].as_str().unwrap(),
+                    &key,
+                ) as usize;
+            }
+        }
+    }
+    assert!(decrypted >= 3, "{decrypted} renditions decrypted");
+    assert!(protected >= 20, "{protected} protected renditions");
+    let requests = std::fs::read_to_string(dir.join("keyserver/requests.log")).unwrap();
+    assert!(requests.lines().count() >= 5, "{requests}");
+    // No key anywhere: the worker's log, the statuses, the dead letter, every object.
+    let statuses_text =
+        serde_json::to_string(&statuses(&queue, &[album, refused, gapless])).unwrap();
+    let hex = |k: &[u8]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut scanned = 0;
+    for k in &keys {
+        use base64::Engine as _;
+        let forms = [
+            hex(k),
+            hex(k).to_uppercase(),
+            base64::engine::general_purpose::STANDARD.encode(k),
+        ];
+        for f in &forms {
+            assert!(!log.contains(f.as_str()), "the worker's log holds a key");
+            assert!(!statuses_text.contains(f.as_str()), "a status holds a key");
+        }
+        for (name, bytes) in &published {
+            assert!(
+                !bytes.windows(16).any(|w| w == k)
+                    && !forms
+                        .iter()
+                        .any(|f| bytes.windows(f.len()).any(|w| w == f.as_bytes())),
+                "{name} holds a key"
+            );
+            scanned += 1;
+        }
+    }
+    eprintln!(
+        "protected fleet: {protected} renditions keyed by the key server; refused content dead with 77; the server down retried and published; {scanned} object scans and {} log lines hold no key",
+        log.lines().count()
+    );
+}
+
+/// A published protected rendition, decrypted by FFmpeg with `key` (through a pipe: FFmpeg 5.1
+/// misreads per-sample encryption info from a seekable file of several fragments), decodes to
+/// the samples of the same rendition of the clear fixtures run.
+fn decrypts_to_its_clear_twin(
+    track_dir: &Path,
+    track: &str,
+    rendition: &str,
+    key: &[u8; 16],
+) -> bool {
+    let decode = |file: &Path, key: Option<String>| {
+        let mut c = Command::new("ffmpeg");
+        c.args(["-nostdin", "-v", "error", "-flags2", "+skip_manual"]);
+        if let Some(k) = &key {
+            c.args(["-decryption_key", k]);
+        }
+        let o = c
+            .args(["-i", "pipe:0", "-f", "s32le", "-"])
+            .stdin(Stdio::from(std::fs::File::open(file).unwrap()))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "ffmpeg: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    let clear_dir = fixtures_out().join(track);
+    if !clear_dir.join(rendition).is_dir() {
+        return false;
+    }
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let got = decode(&join_rendition(track_dir, rendition), Some(hex));
+    let want = decode(&join_rendition(&clear_dir, rendition), None);
+    assert!(
+        got == want,
+        "{track}/{rendition}: decrypted audio differs from the clear run's"
+    );
+    true
+}

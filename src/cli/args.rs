@@ -80,8 +80,15 @@ pub struct KeyArgs {
     pub raw: Vec<String>,
     /// A DASH-IF CPIX document with the keys of the ladder's protected tiers (see the
     /// README: a ContentKeyUsageRule per tier, optionally per track).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "key_server")]
     pub cpix: Option<PathBuf>,
+    /// A key server to ask for each track's keys: a CPIX endpoint in the SPEKE v2 shape
+    /// (https://...), as the worker's --key-server.
+    #[arg(long, value_name = "URL", conflicts_with = "raw")]
+    pub key_server: Option<String>,
+    /// Extra root certificates (PEM) to trust for the key server (a private CA).
+    #[arg(long, value_name = "FILE", requires = "key_server")]
+    pub key_server_ca: Option<PathBuf>,
     /// The Common Encryption scheme: cbcs (every DRM system) or cenc [default: the ladder's
     /// `[protection] scheme`, else cbcs].
     #[arg(long, value_parser = ["cbcs", "cenc"])]

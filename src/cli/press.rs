@@ -13,7 +13,7 @@ use pressing::exit;
 use pressing::ingest::validate::ValidateOptions;
 use pressing::ladder::Ladder;
 use pressing::pipeline::{self, Published, RunOptions, RunProtection};
-use pressing::protect::keys::{CpixFile, RawKeys};
+use pressing::protect::keys::{CpixFile, KeyServer, RawKeys};
 use pressing::protect::{KeyError, KeySource, Scheme};
 use pressing::publish;
 use pressing::report::{self, PackageIndex, RunReport};
@@ -330,6 +330,12 @@ impl KeyArgs {
     /// The key source the flags name: a CPIX document, or the raw keys (none given: no key,
     /// so a ladder that protects a tier fails naming the flags that would give one).
     pub fn source(&self) -> Result<Box<dyn KeySource>, KeyError> {
+        if let Some(url) = &self.key_server {
+            return Ok(Box::new(KeyServer::new(
+                url,
+                self.key_server_ca.as_deref(),
+            )?));
+        }
         match &self.cpix {
             Some(path) => Ok(Box::new(CpixFile::open(path)?)),
             None => Ok(Box::new(RawKeys::parse(&self.raw)?)),
