@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end throughput: pressing against the FFmpeg CLI on the same master and ladder.
 
-  scripts/bench.py [--ci] [--seconds S] [--runs N] [--memory MINUTES,...] [--out FILE]
+  scripts/bench.py [--ci] [--seconds S] [--runs N] [--memory MINUTES,...] [--protection LADDER]
+                   [--out FILE]
 
 Generates (and caches under target/bench/) a 24-bit / 96 kHz stereo master of S seconds
 (default 242, as in issue 4; --ci uses 120 s: three runs of each tool in about two
@@ -11,7 +12,8 @@ minutes), then runs, interleaved N times (default 3):
     (-f dash -hls_playlist 1).
 Prints and writes JSON: audio seconds, wall seconds (median), realtime factor, CPU seconds
 and utilisation, peak RSS, pressing's per-stage CPU seconds, the throughput ratio, and the
-machine limit check (wall vs. per-stage CPU / cores). With --ci, exits 1 when a threshold in
+machine limit check (wall vs. per-stage CPU / cores); with --protection (and --ci, one pair),
+clear and encrypted (cbcs, every tier) runs side by side. With --ci, exits 1 when a threshold in
 benches/threshold.toml is missed. --memory presses masters of the given lengths (minutes) once
 each and reports peak RSS, to show memory stays flat.
 """
@@ -122,9 +124,48 @@ def measure(cmd, timeline=None):
     return wall, cpu, usage.ru_maxrss / 1024.0, others
 
 
-def pressing_cmd(src, out):
-    return [PRESSING, "run", "--ladder", os.path.join(ROOT, "ladders/bench.toml"),
-            "--out", out, "--report", out + ".report.json", src]
+# Every tier encrypted (cbcs): the worst case of content protection's cost.
+PROTECT = ["--key", "free=000102030405060708090a0b0c0d0e0f:101112131415161718191a1b1c1d1e1f",
+           "--key", "premium=202122232425262728292a2b2c2d2e2f:303132333435363738393a3b3c3d3e3f",
+           "--key", "hifi=404142434445464748494a4b4c4d4e4f:505152535455565758595a5b5c5d5e5f"]
+
+
+def pressing_cmd(src, out, ladder="ladders/bench.toml", extra=()):
+    return [PRESSING, "run", "--ladder", os.path.join(ROOT, ladder),
+            "--out", out, "--report", out + ".report.json", src, *extra]
+
+
+def protection_cost(src, runs, ladder):
+    """Clear and encrypted runs of pressing, interleaved: wall and CPU side by side, and what
+    encryption adds to the package stage (where it runs) as a share of the clear run's CPU."""
+    rows = {"clear": [], "encrypted": []}
+    for _ in range(runs):
+        for kind in ("clear", "encrypted"):
+            out = os.path.join(BENCH, "out-protect-" + kind)
+            shutil.rmtree(out, ignore_errors=True)
+            os.makedirs(out)
+            wall, cpu, rss, others = measure(
+                pressing_cmd(src, out, ladder, PROTECT if kind == "encrypted" else ()))
+            with open(out + ".report.json") as f:
+                st = json.load(f)["stats"]["cpu_seconds"]
+            rows[kind].append({"wall": wall, "cpu": cpu, "package": st["package"],
+                               "total": st["total"], "others": others})
+    med = lambda kind, k: statistics.median(r[k] for r in rows[kind])
+    share = (med("encrypted", "package") - med("clear", "package")) / med("clear", "total")
+    return {
+        "ladder": ladder,
+        "scheme": "cbcs, every tier",
+        "runs": runs,
+        "clear": {"wall_seconds": round(med("clear", "wall"), 3),
+                  "cpu_seconds": round(med("clear", "cpu"), 3),
+                  "package_cpu_seconds": round(med("clear", "package"), 3)},
+        "encrypted": {"wall_seconds": round(med("encrypted", "wall"), 3),
+                      "cpu_seconds": round(med("encrypted", "cpu"), 3),
+                      "package_cpu_seconds": round(med("encrypted", "package"), 3)},
+        "wall_ratio": round(med("encrypted", "wall") / med("clear", "wall"), 3),
+        "cpu_ratio": round(med("encrypted", "cpu") / med("clear", "cpu"), 3),
+        "encryption_cpu_share": round(share, 4),
+    }
 
 
 def ffmpeg_cmd(src, out):
@@ -179,6 +220,9 @@ def main():
     ap.add_argument("--memory", help="comma-separated master lengths in minutes")
     ap.add_argument("--album", type=int, metavar="TRACKS",
                     help="also press an album of TRACKS 20 s masters and sample CPU use")
+    ap.add_argument("--protection", metavar="LADDER",
+                    help="also press clear and encrypted runs side by side with LADDER "
+                         "(--ci: one pair with ladders/bench.toml)")
     ap.add_argument("--out", default=os.path.join(BENCH, "bench.json"))
     args = ap.parse_args()
     seconds = args.seconds or (120 if args.ci else 242)
@@ -224,6 +268,9 @@ def main():
         "wall_over_machine_limit": round(statistics.median(over_limit), 3),
         "wall_over_machine_limit_runs": [round(x, 3) for x in over_limit],
     }
+    if args.protection or args.ci:
+        ladder = args.protection or "ladders/bench.toml"
+        report["protection"] = protection_cost(src, runs if args.protection else 1, ladder)
     if args.memory:
         report["memory"] = []
         for minutes in [int(m) for m in args.memory.split(",")]:
@@ -281,6 +328,11 @@ def main():
             elif best > t["max_wall_over_cpu_limit"]:
                 failed.append(f"wall/limit {best:.3f} > {t['max_wall_over_cpu_limit']} "
                               f"in every idle run {idle}")
+        # Content protection: the CPU encryption adds (in the package stage, where it runs) as
+        # a share of the clear run's; per-stage CPU, so load elsewhere does not move it.
+        share = report["protection"]["encryption_cpu_share"]
+        if share > t["max_encryption_cpu_share"]:
+            failed.append(f"encryption costs {share:.2%} of the CPU > {t['max_encryption_cpu_share']:.0%}")
         if failed:
             print("bench: FAILED: " + "; ".join(failed), file=sys.stderr)
             return 1
