@@ -131,6 +131,15 @@ const PLAY_KEYS: [(&str, &str, &str); 2] = [
     ),
 ];
 
+/// The keys as the players take them: `{"<kid hex>": "<key hex>", ...}`.
+fn play_keys_json() -> String {
+    let pairs: Vec<String> = PLAY_KEYS
+        .iter()
+        .map(|(_, kid, key)| format!("\"{kid}\": \"{key}\""))
+        .collect();
+    format!("{{{}}}", pairs.join(", "))
+}
+
 /// The fixtures pressed with the premium and hifi keys: cbcs in both forms, cenc in segments.
 fn protected_out(scheme: &str, single_file: bool) -> std::path::PathBuf {
     let keys: Vec<String> = PLAY_KEYS
@@ -151,14 +160,7 @@ fn protected_out(scheme: &str, single_file: bool) -> std::path::PathBuf {
 #[test]
 fn protected_manifests_play_with_clearkey_and_not_without_it() {
     let _alone = one_at_a_time();
-    let keys = format!(
-        "{{{}}}",
-        PLAY_KEYS
-            .iter()
-            .map(|(_, kid, key)| format!("\"{kid}\": \"{key}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let keys = play_keys_json();
     let mut played = 0;
     let mut refused = 0;
     // cbcs in segments at the suite's sampling; the single-file form and cenc, which differ
@@ -221,14 +223,7 @@ fn a_protected_track_stored_by_shaka_offline_plays_to_the_end_with_the_network_c
     let _alone = one_at_a_time();
     let out = protected_out("cbcs", false);
     let index = report(&out);
-    let keys = format!(
-        "{{{}}}",
-        PLAY_KEYS
-            .iter()
-            .map(|(_, kid, key)| format!("\"{kid}\": \"{key}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let keys = play_keys_json();
     let mut played = 0;
     for t in index["tracks"].as_array().unwrap().iter().take(2) {
         // Raw keys protect premium and hifi; without a ladder's [protection], offline is
