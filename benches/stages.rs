@@ -196,6 +196,7 @@ fn manifests(c: &mut Criterion) {
             media_duration: 40 * 264_192,
             bandwidth: 256_000,
             average_bandwidth: 250_000,
+            protection: None,
         })
         .collect();
     let refs: Vec<&PackagedRendition> = renditions.iter().collect();

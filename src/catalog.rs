@@ -146,6 +146,9 @@ pub struct TrackDetails {
     /// The tiers licensed for offline listening (`[protection] offline`).
     #[serde(default)]
     pub offline: Vec<Tier>,
+    /// Per tier, where and when it may be offered (a DDEX release's deals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub availability: Vec<crate::ingest::ddex::TierAvailability>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,6 +289,7 @@ impl Notification {
                     duration_samples: t.duration_samples,
                     duration_seconds: t.duration_seconds,
                     offline: t.offline.clone(),
+                    availability: t.availability.clone(),
                 }),
             },
             manifests: Some(manifests),

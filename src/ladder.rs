@@ -197,6 +197,9 @@ pub struct Ladder {
     /// The `[protection]` table: which tiers are encrypted, how (`None`: every tier clear,
     /// unless raw keys force one).
     pub protection: Option<Protection>,
+    /// The DDEX commercial models that allow each tier (`[deals]`; default: free =
+    /// AdvertisementSupportedModel or FreeOfChargeModel, premium and hifi = SubscriptionModel).
+    pub deal_models: Vec<(Tier, Vec<String>)>,
     pub rungs: Vec<Rung>,
 }
 
@@ -264,8 +267,40 @@ struct LadderFile {
     #[serde(default)]
     single_file: bool,
     protection: Option<Protection>,
+    deals: Option<DealsFile>,
     #[serde(default)]
     rung: Vec<toml::Spanned<RungFile>>,
+}
+
+/// `[deals]`: the commercial models that allow each tier.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DealsFile {
+    free: Option<Vec<String>>,
+    premium: Option<Vec<String>>,
+    hifi: Option<Vec<String>>,
+}
+
+fn deal_models(file: Option<DealsFile>) -> Vec<(Tier, Vec<String>)> {
+    let f = file.unwrap_or(DealsFile {
+        free: None,
+        premium: None,
+        hifi: None,
+    });
+    let or = |v: Option<Vec<String>>, d: &[&str]| {
+        v.unwrap_or_else(|| d.iter().map(|s| s.to_string()).collect())
+    };
+    vec![
+        (
+            Tier::Free,
+            or(
+                f.free,
+                &["AdvertisementSupportedModel", "FreeOfChargeModel"],
+            ),
+        ),
+        (Tier::Premium, or(f.premium, &["SubscriptionModel"])),
+        (Tier::Hifi, or(f.hifi, &["SubscriptionModel"])),
+    ]
 }
 
 #[derive(Deserialize)]
@@ -383,6 +418,7 @@ impl Ladder {
             segment_seconds,
             single_file: file.single_file,
             protection: file.protection,
+            deal_models: deal_models(file.deals),
             rungs,
         })
     }

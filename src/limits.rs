@@ -18,3 +18,9 @@ pub const MAX_SAMPLE_RATE: u32 = 192_000;
 pub const WHAT_SIZE: &str = "file size (bytes)";
 pub const WHAT_DURATION: &str = "duration (frames)";
 pub const WHAT_CHANNELS: &str = "channel count";
+
+/// A DDEX message: most bytes, deepest nesting and most elements read (an album's ERN is tens
+/// of kilobytes, a few thousand elements, about 12 deep).
+pub const MAX_XML_BYTES: u64 = 16 * 1024 * 1024;
+pub const MAX_XML_DEPTH: usize = 64;
+pub const MAX_XML_ELEMENTS: usize = 200_000;

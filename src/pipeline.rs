@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::catalog::{CatalogRecord, Notification, NotificationKind};
 use crate::error::Error;
+use crate::ingest::ddex;
 use crate::ingest::metadata::ReleaseMetadata;
 use crate::ingest::validate::{validate, Measured, ValidateOptions};
 use crate::ingest::{MasterFormat, TrackSource};
@@ -123,6 +124,8 @@ struct PlannedTrack {
     loudness: Option<LoudnessInfo>,
     /// The keys of its protected tiers (asked before anything is encoded).
     keys: Option<TrackKeys>,
+    /// Where and when each tier may be offered (a DDEX release's deals; empty otherwise).
+    availability: Vec<ddex::TierAvailability>,
 }
 
 /// Run the whole pipeline: ingest, transcode, package, manifests, catalog records and the
@@ -152,8 +155,47 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         let format = source.format.clone().ok_or_else(|| {
             Error::Internal(format!("{:?} passed validation undecoded", source.path))
         })?;
-        let (plans, mut skip) = plan_renditions(&source.id, &format, &opts.ladder);
+        let (mut plans, mut skip) = plan_renditions(&source.id, &format, &opts.ladder);
         skipped.append(&mut skip);
+        // A DDEX release's deals decide its tiers: a tier no deal allows is not packaged.
+        let album = release.albums[source.album].as_ref();
+        let availability = match album.and_then(|m| m.deals.as_ref()) {
+            Some(deals) => {
+                let a = ddex::availability(deals, &opts.ladder.deal_models, &ddex::today());
+                plans.retain(|p| {
+                    let allowed = a.iter().any(|x| x.tier == p.rung.tier);
+                    if !allowed {
+                        skipped.push(transcode::Skipped {
+                            track: source.id.clone(),
+                            rung: p.rung.id.clone(),
+                            reason: format!(
+                                "no deal allows tier {} (it needs a live deal with one of {} and a streaming use)",
+                                p.rung.tier,
+                                opts.ladder
+                                    .deal_models
+                                    .iter()
+                                    .find(|(t, _)| *t == p.rung.tier)
+                                    .map(|(_, m)| m.join(", "))
+                                    .unwrap_or_default()
+                            ),
+                        });
+                    }
+                    allowed
+                });
+                if plans.is_empty() {
+                    return Err(Error::Input {
+                        path: source.path.clone(),
+                        message: format!(
+                            "no deal of the release allows any tier ({} deal(s); in DDEX no deal means not available), so nothing is packaged",
+                            deals.len()
+                        ),
+                        fix: "add a ReleaseDeal whose DealTerms name a commercial model the ladder's [deals] maps to a tier, a streaming UseType, and a live validity period",
+                    });
+                }
+                a
+            }
+            None => Vec::new(),
+        };
         let loudness = validation
             .loudness_of(&source.id)
             .map(|(track, album)| LoudnessInfo {
@@ -188,6 +230,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
             plans,
             loudness,
             keys,
+            availability,
         });
     }
     let programmes = &release.programmes;
@@ -352,6 +395,7 @@ fn write_manifests(
     if let Some(p) = &opts.protection {
         report.offline = p.offline.clone();
     }
+    report.availability = planned.availability.clone();
     // The record's URLs: the entry manifests' and its own (what players and the catalog
     // fetch at stable keys).
     let urls = match opts.served_at {

@@ -91,6 +91,10 @@ pub struct TrackReport {
     /// licence): the ladder's `[protection] offline`, empty when nothing is protected.
     #[serde(default)]
     pub offline: Vec<Tier>,
+    /// Per tier, where and when it may be offered and whether offline is licensed: a DDEX
+    /// release's deals (empty for release.json, which says nothing of deals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub availability: Vec<crate::ingest::ddex::TierAvailability>,
     /// The track's catalog record (`catalog::CatalogRecord`).
     pub catalog: String,
     pub renditions: Vec<RenditionReport>,
@@ -217,6 +221,7 @@ pub fn track_report(
         tier_playlists,
         mpds,
         offline: Vec::new(),
+        availability: Vec::new(),
         catalog: under(layout::CATALOG_RECORD),
         renditions,
         publish: None,

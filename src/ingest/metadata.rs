@@ -81,6 +81,16 @@ pub struct ReleaseMetadata {
     pub gapless: bool,
     #[serde(skip)]
     pub tracks: Vec<TrackMetadata>,
+    /// The deals of a DDEX message (`None`: release.json, which says nothing of deals, so every
+    /// tier is available where the release is; `Some` of none: DDEX with no deal, nothing is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deals: Option<Vec<super::ddex::Deal>>,
+    /// A DDEX message's header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<super::ddex::MessageHeader>,
+    /// The front cover's file (a DDEX FrontCoverImage).
+    #[serde(skip)]
+    pub cover: Option<PathBuf>,
 }
 
 struct Checker<'a> {

@@ -246,7 +246,16 @@ fn release_tracks(
     masters: &[PathBuf],
     findings: &mut Vec<Finding>,
 ) -> (Vec<TrackSource>, Option<ReleaseMetadata>) {
-    let (meta, mut found) = metadata::check_release(json, text, dir, masters);
+    let (meta, mut found) = if super::ddex::is_ern(text) {
+        let (ern, found) = super::ddex::check_ern(json, text, dir, masters);
+        let mut meta = ern.metadata;
+        meta.deals = Some(ern.deals);
+        meta.message = Some(ern.header);
+        meta.cover = ern.cover;
+        (meta, found)
+    } else {
+        metadata::check_release(json, text, dir, masters)
+    };
     findings.append(&mut found);
     let tracks = meta
         .tracks
@@ -386,6 +395,57 @@ fn scan_input(
         }
     };
     let json = input.join("release.json");
+    // An ERN message instead of release.json: the folder's one `*.xml` in DDEX's namespace,
+    // with its masters wherever its URIs say (DDEX batches keep them under resources/).
+    let erns: Vec<PathBuf> = std::fs::read_dir(input)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")))
+                .filter(|p| {
+                    std::fs::read(p)
+                        .map(|b| {
+                            super::ddex::is_ern(&String::from_utf8_lossy(&b[..b.len().min(4096)]))
+                        })
+                        .unwrap_or(false)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(ern) = erns.first() {
+        if json.is_file() || erns.len() > 1 {
+            let other = if json.is_file() { &json } else { &erns[1] };
+            findings.push(Finding::error(
+                "release.two-metadata",
+                ern,
+                format!(
+                    "{:?} and {:?} both describe the release in {input:?}",
+                    ern.file_name().unwrap_or_default(),
+                    other.file_name().unwrap_or_default()
+                ),
+                "keep one: the ERN message or release.json",
+            ));
+            return (Vec::new(), None);
+        }
+        let text = match std::fs::read_to_string(ern) {
+            Ok(t) => t,
+            Err(source) => {
+                findings.push(
+                    IngestError::Io {
+                        path: ern.clone(),
+                        source,
+                    }
+                    .to_finding(),
+                );
+                return (Vec::new(), None);
+            }
+        };
+        let mut all = masters;
+        all.extend(masters_below(input));
+        all.sort();
+        all.dedup();
+        return release_tracks(ern, &text, input, &all, findings);
+    }
     if !json.is_file() {
         if masters.is_empty() {
             findings.push(
@@ -406,6 +466,25 @@ fn scan_input(
         }
     };
     release_tracks(&json, &text, input, &masters, findings)
+}
+
+/// Masters in the sub-folders of a release folder (a DDEX batch's `resources/`), two levels
+/// deep at most.
+fn masters_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut folders = vec![(dir.to_owned(), 0)];
+    while let Some((d, depth)) = folders.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() && depth < 2 {
+                if let Ok(mut m) = list_masters(&p) {
+                    out.append(&mut m);
+                }
+                folders.push((p, depth + 1));
+            }
+        }
+    }
+    out
 }
 
 /// A track (its album is set when it joins a [`Scan`]).

@@ -1,0 +1,397 @@
+//! Releases as DDEX ERN 4.3 NewReleaseMessages (issue 19): messages written here for the
+//! fixtures' masters, in the DDEX batch layout (the message, the files under resources/),
+//! through `validate` and `run`; deals deciding tiers and availability; bad messages refused
+//! with their codes and element paths.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+/// A deal as the message gives it: (commercial model, use types, territories, excluded, start,
+/// end).
+type DealSpec<'a> = (
+    &'a str,
+    &'a [&'a str],
+    &'a [&'a str],
+    &'a [&'a str],
+    &'a str,
+    Option<&'a str>,
+);
+
+const SUBSCRIPTION_WORLDWIDE: DealSpec = (
+    "SubscriptionModel",
+    &["OnDemandStream", "ConditionalDownload"],
+    &["Worldwide"],
+    &[],
+    "2026-01-01",
+    None,
+);
+const ADS_GB_FR: DealSpec = (
+    "AdvertisementSupportedModel",
+    &["OnDemandStream"],
+    &["GB", "FR"],
+    &[],
+    "2026-01-01",
+    Some("2099-12-31"),
+);
+
+fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(std::fs::read(path).unwrap());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A release folder: two masters of the fixtures under resources/ (one per disc) and a
+/// NewReleaseMessage describing them with `deals`; `edit` changes the message's text.
+fn batch(name: &str, deals: &[DealSpec], edit: impl Fn(String) -> String) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("ddex")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("resources")).unwrap();
+    let a = dir.join("resources/A1.wav");
+    let b = dir.join("resources/A2.flac");
+    std::fs::copy(root().join("fixtures/album/01-cd-stereo.wav"), &a).unwrap();
+    std::fs::copy(root().join("fixtures/album/02-hires.flac"), &b).unwrap();
+    let deal_xml: String = deals
+        .iter()
+        .map(|(model, uses, territories, excluded, start, end)| {
+            // ERN 4.3 order: territories, the validity period, then models and uses.
+            let mut terms = String::new();
+            for t in *territories {
+                terms.push_str(&format!("<TerritoryCode>{t}</TerritoryCode>"));
+            }
+            for t in *excluded {
+                terms.push_str(&format!("<ExcludedTerritoryCode>{t}</ExcludedTerritoryCode>"));
+            }
+            terms.push_str(&format!("<ValidityPeriod><StartDate>{start}</StartDate>"));
+            if let Some(e) = end {
+                terms.push_str(&format!("<EndDate>{e}</EndDate>"));
+            }
+            terms.push_str("</ValidityPeriod>");
+            terms.push_str(&format!("<CommercialModelType>{model}</CommercialModelType>"));
+            for u in *uses {
+                terms.push_str(&format!("<UseType>{u}</UseType>"));
+            }
+            format!("<ReleaseDeal><DealReleaseReference>R0</DealReleaseReference><Deal><DealTerms>{terms}</DealTerms></Deal></ReleaseDeal>")
+        })
+        .collect();
+    // No deal: no DealList (the XSD wants at least one ReleaseDeal in one).
+    let deal_list = if deal_xml.is_empty() {
+        String::new()
+    } else {
+        format!("<DealList>{deal_xml}</DealList>")
+    };
+    let sound = |r: &str, isrc: &str, title: &str, file: &str, hash: &str, warning: &str| {
+        format!(
+            r#"<SoundRecording>
+      <ResourceReference>{r}</ResourceReference>
+      <Type>MusicalWorkSoundRecording</Type>
+      <SoundRecordingEdition>
+        <ResourceId><ISRC>{isrc}</ISRC></ResourceId>
+        <PLine><Year>2026</Year><PLineText>(P) 2026 Pressing Records</PLineText></PLine>
+        <TechnicalDetails>
+          <TechnicalResourceDetailsReference>T{r}</TechnicalResourceDetailsReference>
+          <DeliveryFile><Type>AudioFile</Type><File><URI>{file}</URI><HashSum><Algorithm>SHA-256</Algorithm><HashSumValue>{hash}</HashSumValue></HashSum></File></DeliveryFile>
+        </TechnicalDetails>
+      </SoundRecordingEdition>
+      <DisplayTitleText>{title}</DisplayTitleText>
+      <DisplayTitle><TitleText>{title}</TitleText><SubTitle>Remastered</SubTitle></DisplayTitle>
+      <DisplayArtistName>The Fixtures</DisplayArtistName>
+      <DisplayArtist SequenceNumber="1"><ArtistPartyReference>P1</ArtistPartyReference><DisplayArtistRole>MainArtist</DisplayArtistRole></DisplayArtist>
+      <Duration>PT0M10S</Duration>
+      <ParentalWarningType>{warning}</ParentalWarningType>
+    </SoundRecording>"#
+        )
+    };
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ern:NewReleaseMessage xmlns:ern="http://ddex.net/xml/ern/43" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" LanguageAndScriptCode="en" AvsVersionId="4.3">
+  <MessageHeader>
+    <MessageThreadId>T-1</MessageThreadId>
+    <MessageId>MSG-{name}</MessageId>
+    <MessageSender><PartyId>PADPIDA2014021302H</PartyId><PartyName><FullName>Fixture Distribution</FullName></PartyName></MessageSender>
+    <MessageRecipient><PartyId>PADPIDA2024072201A</PartyId></MessageRecipient>
+    <MessageCreatedDateTime>2026-12-01T10:00:00+00:00</MessageCreatedDateTime>
+    <MessageControlType>LiveMessage</MessageControlType>
+  </MessageHeader>
+  <PartyList>
+    <Party><PartyReference>P1</PartyReference><PartyName><FullName>The Fixtures</FullName></PartyName></Party>
+    <Party><PartyReference>P2</PartyReference><PartyName><FullName>Pressing Records &amp; Co</FullName></PartyName></Party>
+  </PartyList>
+  <ResourceList>
+    {}
+    {}
+  </ResourceList>
+  <ReleaseList>
+    <Release>
+      <ReleaseReference>R0</ReleaseReference>
+      <ReleaseType>Album</ReleaseType>
+      <ReleaseId><ICPN>5012345678900</ICPN></ReleaseId>
+      <DisplayTitleText>Two Discs</DisplayTitleText>
+      <DisplayTitle><TitleText>Two Discs</TitleText></DisplayTitle>
+      <DisplayArtistName>The Fixtures</DisplayArtistName>
+      <DisplayArtist SequenceNumber="1"><ArtistPartyReference>P1</ArtistPartyReference><DisplayArtistRole>MainArtist</DisplayArtistRole></DisplayArtist>
+      <ReleaseLabelReference>P2</ReleaseLabelReference>
+      <PLine><Year>2026</Year><PLineText>(P) 2026 Pressing Records</PLineText></PLine>
+      <CLine><Year>2026</Year><CLineText>(C) 2026 Pressing Records</CLineText></CLine>
+      <Genre><GenreText>Electronic</GenreText></Genre>
+      <ReleaseDate>2026-12-12</ReleaseDate>
+      <ParentalWarningType>NotExplicit</ParentalWarningType>
+      <ResourceGroup>
+        <ResourceGroup ResourceGroupType="Component"><SequenceNumber>1</SequenceNumber>
+          <ResourceGroupContentItem><SequenceNumber>1</SequenceNumber><ReleaseResourceReference>A1</ReleaseResourceReference></ResourceGroupContentItem>
+        </ResourceGroup>
+        <ResourceGroup ResourceGroupType="Component"><SequenceNumber>2</SequenceNumber>
+          <ResourceGroupContentItem><SequenceNumber>1</SequenceNumber><ReleaseResourceReference>A2</ReleaseResourceReference></ResourceGroupContentItem>
+        </ResourceGroup>
+      </ResourceGroup>
+    </Release>
+  </ReleaseList>
+  {deal_list}
+</ern:NewReleaseMessage>
+"#,
+        sound(
+            "A1",
+            "QZES62600101",
+            "First Side",
+            "resources/A1.wav",
+            &sha256(&a),
+            "NotExplicit"
+        ),
+        sound(
+            "A2",
+            "QZES62600102",
+            "Second Side",
+            "resources/A2.flac",
+            &sha256(&b),
+            "Explicit"
+        ),
+    );
+    std::fs::write(dir.join("ern.xml"), edit(xml)).unwrap();
+    dir
+}
+
+/// `pressing validate --json` of a folder: (exit code, findings).
+fn validate(dir: &Path) -> (i32, Vec<Value>) {
+    let o = pressing(&["validate", "--json", dir.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    let findings = v["findings"].as_array().cloned().unwrap_or_default();
+    (o.status.code().unwrap_or(-1), findings)
+}
+
+#[test]
+fn an_ern_release_presses_like_release_json_with_its_deals_deciding_tiers() {
+    let dir = batch("album", &[SUBSCRIPTION_WORLDWIDE, ADS_GB_FR], |x| x);
+    let (code, findings) = validate(&dir);
+    assert_eq!(code, 0, "{findings:?}");
+    let out = run_once("ddex-album", &[dir.to_str().unwrap()]);
+    let index = report(&out);
+    let tracks = index["tracks"].as_array().unwrap();
+    let ids: Vec<&str> = tracks.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["qzes62600101", "qzes62600102"]);
+    let mut checked = 0;
+    for t in tracks {
+        let record: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(t["catalog"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        let release = &record["release"];
+        assert_eq!(release["title"], "Two Discs");
+        assert_eq!(release["upc"], "5012345678900");
+        assert_eq!(release["label"], "Pressing Records & Co");
+        assert_eq!(release["release_date"], "2026-12-12");
+        assert_eq!(release["territories"]["worldwide"], true);
+        assert_eq!(release["message"]["message_id"], "MSG-album");
+        assert_eq!(release["message"]["sender"], "Fixture Distribution");
+        assert_eq!(release["message"]["test"], false);
+        assert_eq!(release["deals"].as_array().unwrap().len(), 2);
+        let meta = &record["metadata"];
+        let second = t["id"] == "qzes62600102";
+        assert_eq!(meta["disc_number"], if second { 2 } else { 1 });
+        assert_eq!(meta["track_number"], 1);
+        assert_eq!(meta["explicit"], second);
+        assert_eq!(meta["version"], "Remastered");
+        assert_eq!(meta["artists"], serde_json::json!(["The Fixtures"]));
+        // Availability: free where the ad-supported deal is (GB, FR, until 2099-12-31);
+        // premium and hifi worldwide, open-ended, offline licensed.
+        let a = t["availability"].as_array().unwrap();
+        let tiers: Vec<&str> = a.iter().map(|x| x["tier"].as_str().unwrap()).collect();
+        assert_eq!(tiers, ["free", "premium", "hifi"]);
+        assert_eq!(a[0]["territories"], serde_json::json!(["FR", "GB"]));
+        assert_eq!(
+            (a[0]["end"].as_str(), a[0]["offline"].as_bool()),
+            (Some("2099-12-31"), Some(false))
+        );
+        assert_eq!(
+            (
+                a[1]["worldwide"].as_bool(),
+                a[1]["end"].is_null(),
+                a[1]["offline"].as_bool()
+            ),
+            (Some(true), true, Some(true))
+        );
+        assert_eq!(record["availability"], t["availability"]);
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+
+    // Deals without the ad-supported model: free is not packaged, and says why.
+    let dir = batch("subscription-only", &[SUBSCRIPTION_WORLDWIDE], |x| x);
+    let out = run_once("ddex-subscription-only", &[dir.to_str().unwrap()]);
+    let index = report(&out);
+    for (track, _, r) in renditions(&index) {
+        assert_ne!(r["tier"], "free", "{track}/{}", r["id"]);
+    }
+    let skipped = index["skipped"].as_array().unwrap();
+    let free_skips = skipped
+        .iter()
+        .filter(|s| {
+            s["reason"]
+                .as_str()
+                .unwrap()
+                .contains("no deal allows tier free")
+        })
+        .count();
+    assert!(free_skips >= 8, "{skipped:?}");
+    // No deal at all: nothing is packaged, exit 65, said clearly.
+    let dir = batch("no-deals", &[], |x| x);
+    let o = pressing(&[
+        "run",
+        dir.to_str().unwrap(),
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(65), "{err}");
+    assert!(
+        err.contains("no deal of the release allows any tier"),
+        "{err}"
+    );
+    println!("2 tracks of an ERN album pressed with their deals' availability; a subscription-only release skipped {free_skips} free rungs; a release without deals refused");
+}
+
+/// A change to a message's text.
+type Edit = Box<dyn Fn(String) -> String>;
+
+#[test]
+fn bad_messages_are_refused_with_their_code_and_element_path() {
+    let cases: Vec<(&str, Edit, &str, &str)> = vec![
+        (
+            "doctype",
+            Box::new(|x: String| x.replacen("<ern:NewReleaseMessage", "<!DOCTYPE x [<!ENTITY boom \"boom\">]>\n<ern:NewReleaseMessage", 1)),
+            "ddex.doctype",
+            "line 2",
+        ),
+        (
+            "ern-382",
+            Box::new(|x: String| x.replace("http://ddex.net/xml/ern/43", "http://ddex.net/xml/ern/382")),
+            "ddex.version",
+            "NewReleaseMessage",
+        ),
+        (
+            "isrc",
+            Box::new(|x: String| x.replace("QZES62600102", "QZ-ES6-26-0010")),
+            "metadata.isrc",
+            "ResourceList/SoundRecording[2]/SoundRecordingEdition/ResourceId/ISRC",
+        ),
+        (
+            "icpn",
+            Box::new(|x: String| x.replace("5012345678900", "5012345678901")),
+            "metadata.upc",
+            "ReleaseList/Release[1]/ReleaseId/ICPN",
+        ),
+        (
+            "hash",
+            Box::new(|x: String| {
+                let at = x.find("<HashSumValue>").unwrap() + "<HashSumValue>".len();
+                format!("{}{}{}", &x[..at], "0".repeat(64), &x[at + 64..])
+            }),
+            "ddex.hash",
+            "ResourceList/SoundRecording[1]/SoundRecordingEdition/TechnicalDetails/DeliveryFile/File/HashSum",
+        ),
+        (
+            "reference",
+            Box::new(|x: String| x.replace("<ReleaseResourceReference>A2</ReleaseResourceReference>", "<ReleaseResourceReference>A9</ReleaseResourceReference>")),
+            "ddex.reference",
+            "ReleaseList/Release[1]/ResourceGroup/ResourceGroup[2]/ResourceGroupContentItem[1]/ReleaseResourceReference",
+        ),
+        (
+            "party",
+            Box::new(|x: String| x.replace("<ReleaseLabelReference>P2</ReleaseLabelReference>", "<ReleaseLabelReference>P7</ReleaseLabelReference>")),
+            "ddex.reference",
+            "ReleaseList/Release[1]/ReleaseLabelReference",
+        ),
+        (
+            "territory",
+            Box::new(|x: String| x.replace("<TerritoryCode>FR</TerritoryCode>", "<TerritoryCode>UK</TerritoryCode>")),
+            "ddex.territory",
+            "DealList/ReleaseDeal/Deal[2]/DealTerms/TerritoryCode",
+        ),
+        (
+            "numbering",
+            Box::new(|x: String| x.replacen("<SequenceNumber>2</SequenceNumber>", "<SequenceNumber>1</SequenceNumber>", 1)),
+            "metadata.track-number",
+            "ResourceGroupContentItem",
+        ),
+        (
+            "uri",
+            Box::new(|x: String| x.replace("<URI>resources/A1.wav</URI>", "<URI>../../etc/passwd</URI>")),
+            "ddex.uri",
+            "ResourceList/SoundRecording[1]/SoundRecordingEdition/TechnicalDetails/DeliveryFile/File/URI",
+        ),
+        (
+            "syntax",
+            Box::new(|x: String| x.replace("</PartyList>", "</PartyLst>")),
+            "ddex.syntax",
+            "line",
+        ),
+    ];
+    let mut refused = 0;
+    for (name, edit, code, location) in cases {
+        let dir = batch(
+            &format!("bad-{name}"),
+            &[SUBSCRIPTION_WORLDWIDE, ADS_GB_FR],
+            edit,
+        );
+        let (exit, findings) = validate(&dir);
+        assert_eq!(exit, 65, "{name}: {findings:?}");
+        let hit = findings.iter().find(|f| f["code"] == code);
+        let hit = hit.unwrap_or_else(|| panic!("{name}: no {code} in {findings:?}"));
+        assert!(
+            hit["location"].as_str().unwrap_or("").contains(location),
+            "{name}: {hit}"
+        );
+        assert!(
+            hit["file"].as_str().unwrap().ends_with("ern.xml"),
+            "{name}: {hit}"
+        );
+        assert!(!hit["fix"].as_str().unwrap().is_empty());
+        refused += 1;
+    }
+    // Both an ERN message and a release.json: an error naming both.
+    let dir = batch("both", &[SUBSCRIPTION_WORLDWIDE], |x| x);
+    std::fs::copy(
+        root().join("fixtures/album/release.json"),
+        dir.join("release.json"),
+    )
+    .unwrap();
+    let (exit, findings) = validate(&dir);
+    assert_eq!(exit, 65);
+    let both = findings
+        .iter()
+        .find(|f| f["code"] == "release.two-metadata")
+        .expect("two-metadata");
+    let message = both["message"].as_str().unwrap();
+    assert!(
+        message.contains("ern.xml") && message.contains("release.json"),
+        "{message}"
+    );
+    println!(
+        "{} bad messages refused with their code and element path",
+        refused + 1
+    );
+}
