@@ -85,7 +85,13 @@ fn batch(name: &str, deals: &[DealSpec], edit: impl Fn(String) -> String) -> Pat
     } else {
         format!("<DealList>{deal_xml}</DealList>")
     };
-    let sound = |r: &str, isrc: &str, title: &str, file: &str, hash: &str, warning: &str| {
+    let sound = |r: &str,
+                 isrc: &str,
+                 title: &str,
+                 file: &str,
+                 hash: &str,
+                 warning: &str,
+                 duration: &str| {
         format!(
             r#"<SoundRecording>
       <ResourceReference>{r}</ResourceReference>
@@ -102,7 +108,7 @@ fn batch(name: &str, deals: &[DealSpec], edit: impl Fn(String) -> String) -> Pat
       <DisplayTitle><TitleText>{title}</TitleText><SubTitle>Remastered</SubTitle></DisplayTitle>
       <DisplayArtistName>The Fixtures</DisplayArtistName>
       <DisplayArtist SequenceNumber="1"><ArtistPartyReference>P1</ArtistPartyReference><DisplayArtistRole>MainArtist</DisplayArtistRole></DisplayArtist>
-      <Duration>PT0M10S</Duration>
+      <Duration>{duration}</Duration>
       <ParentalWarningType>{warning}</ParentalWarningType>
     </SoundRecording>"#
         )
@@ -160,7 +166,8 @@ fn batch(name: &str, deals: &[DealSpec], edit: impl Fn(String) -> String) -> Pat
             "First Side",
             "resources/A1.wav",
             &sha256(&a),
-            "NotExplicit"
+            "NotExplicit",
+            "PT0M10.5S"
         ),
         sound(
             "A2",
@@ -168,7 +175,8 @@ fn batch(name: &str, deals: &[DealSpec], edit: impl Fn(String) -> String) -> Pat
             "Second Side",
             "resources/A2.flac",
             &sha256(&b),
-            "Explicit"
+            "Explicit",
+            "PT0M6.5S"
         ),
     );
     std::fs::write(dir.join("ern.xml"), edit(xml)).unwrap();
@@ -342,6 +350,12 @@ fn bad_messages_are_refused_with_their_code_and_element_path() {
             Box::new(|x: String| x.replace("<URI>resources/A1.wav</URI>", "<URI>../../etc/passwd</URI>")),
             "ddex.uri",
             "ResourceList/SoundRecording[1]/SoundRecordingEdition/TechnicalDetails/DeliveryFile/File/URI",
+        ),
+        (
+            "duration",
+            Box::new(|x: String| x.replace("PT0M6.5S", "PT0M9S")),
+            "ddex.duration",
+            "ResourceList/SoundRecording[2]/Duration",
         ),
         (
             "syntax",

@@ -506,6 +506,7 @@ pub fn check_ern(file: &Path, text: &str, dir: &Path, masters: &[PathBuf]) -> (E
     );
     // Tracks: the ResourceGroup's content items, disc by disc.
     let mut tracks: Vec<Value> = Vec::new();
+    let mut declared: Vec<(PathBuf, f64, String)> = Vec::new();
     let mut cover_ref = None;
     if let Some(group) = release.first("ResourceGroup") {
         if let Some(r) = group.text_at("LinkedReleaseResourceReference") {
@@ -594,6 +595,19 @@ pub fn check_ern(file: &Path, text: &str, dir: &Path, masters: &[PathBuf]) -> (E
                     .or_else(|| sound.text_at("DisplayTitle/TitleText"));
                 let version = sound.text_at("DisplayTitle/SubTitle");
                 let explicit = matches!(sound.text_at("ParentalWarningType"), Some("Explicit"));
+                if let (Some(u), Some(d)) = (uri, sound.text_at("Duration")) {
+                    match iso_duration(d) {
+                        Some(seconds) => {
+                            declared.push((dir.join(u), seconds, format!("{sp}/Duration")))
+                        }
+                        None => err(
+                            "ddex.duration",
+                            format!("{sp}/Duration"),
+                            format!("{d:?} is not an ISO 8601 duration"),
+                            "write it as PT3M25S",
+                        ),
+                    }
+                }
                 let artists = artists_of(sound, &sp, &mut err);
                 let p = format!("tracks[{i}]");
                 paths.push((
@@ -708,6 +722,11 @@ pub fn check_ern(file: &Path, text: &str, dir: &Path, masters: &[PathBuf]) -> (E
         findings.push(f);
     }
     ern.metadata = meta;
+    for t in &mut ern.metadata.tracks {
+        if let Some((_, seconds, at)) = declared.iter().find(|(f, _, _)| *f == t.file) {
+            t.declared_duration = Some((*seconds, file.to_owned(), at.clone()));
+        }
+    }
     if no_deals {
         ern.metadata.territories = metadata::Territories::default();
         findings.push(
@@ -721,6 +740,32 @@ pub fn check_ern(file: &Path, text: &str, dir: &Path, masters: &[PathBuf]) -> (E
         );
     }
     (ern, findings)
+}
+
+/// An ISO 8601 duration as DDEX writes it (`PT3M25S`, `PT0H3M25.5S`, `P0DT0H3M25S`), in seconds.
+pub fn iso_duration(s: &str) -> Option<f64> {
+    let rest = s.trim().strip_prefix('P')?;
+    let (days, time) = match rest.split_once('T') {
+        Some((d, t)) => (d, t),
+        None => (rest, ""),
+    };
+    let mut total = 0.0;
+    let mut take = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                number.push(c);
+            } else {
+                let scale = units.iter().find(|(u, _)| *u == c)?.1;
+                total += number.parse::<f64>().ok()? * scale;
+                number.clear();
+            }
+        }
+        number.is_empty().then_some(())
+    };
+    take(days, &[('D', 86_400.0)])?;
+    take(time, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?;
+    (!rest.is_empty()).then_some(total)
 }
 
 /// A DDEX HashSum (`MD5`, `SHA1`, `SHA-256`, any case) against the file.
@@ -893,6 +938,17 @@ mod tests {
             excluded_territories: Vec::new(),
             start: Some("2026-01-01".into()),
             end: end.map(String::from),
+        }
+    }
+
+    #[test]
+    fn iso_durations_read_as_ddex_writes_them() {
+        assert_eq!(iso_duration("PT2M28S"), Some(148.0));
+        assert_eq!(iso_duration("PT0H3M25.5S"), Some(205.5));
+        assert_eq!(iso_duration("P0DT0H0M10S"), Some(10.0));
+        assert_eq!(iso_duration("PT1H"), Some(3600.0));
+        for bad in ["", "P", "2M28S", "PT2X", "PT2M28"] {
+            assert_eq!(iso_duration(bad), None, "{bad}");
         }
     }
 

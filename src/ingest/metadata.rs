@@ -54,6 +54,10 @@ pub struct TrackMetadata {
     pub track_number: Option<u64>,
     pub disc_number: u64,
     pub explicit: bool,
+    /// The duration the metadata declares (a DDEX `Duration`), in seconds, and where (the
+    /// message, the element): checked against the master once it is decoded.
+    #[serde(skip)]
+    pub declared_duration: Option<(f64, PathBuf, String)>,
 }
 
 /// Where a release may be streamed: `worldwide` or `countries`, minus `excluded`.
@@ -548,6 +552,7 @@ pub fn check_release(
                 track_number,
                 disc_number,
                 explicit,
+                declared_duration: None,
             });
         }
     }

@@ -332,6 +332,28 @@ fn finish(
     let mut checks = Vec::with_capacity(tracks.len());
     for ((t, d), album) in tracks.iter_mut().zip(decoded).zip(&albums_of) {
         t.format = d.format.clone();
+        // A duration the metadata declares (DDEX) agrees with the master within a second.
+        let declared = t
+            .metadata
+            .as_ref()
+            .and_then(|m| m.declared_duration.clone());
+        if let (Some((seconds, message, at)), Some(f)) = (declared, &d.format) {
+            let actual = d.frames as f64 / f64::from(f.sample_rate.max(1));
+            if (actual - seconds).abs() > 1.0 {
+                findings.push(
+                    Finding::error(
+                        "ddex.duration",
+                        &message,
+                        format!(
+                            "the message declares {seconds:.3} s, the master {:?} is {actual:.3} s",
+                            t.path.file_name().unwrap_or_default()
+                        ),
+                        "deliver the master the message describes, or its right Duration",
+                    )
+                    .at(at),
+                );
+            }
+        }
         let decode_findings = d.findings[d.findings.len() - d.decode_findings..].to_vec();
         findings.extend(d.findings);
         checks.push(MasterCheck {
