@@ -474,6 +474,27 @@ pub fn publish(
     progress: &dyn UploadProgress,
 ) -> Result<Published, Error> {
     let mut index = report::read_index(dir)?;
+    // A DDEX TestMessage's release is pressed, not published, unless asked: checked for every
+    // track before anything is uploaded, so no part of it is published.
+    if !opts.test_messages {
+        for track in &index.tracks {
+            let path = dir.join(&track.catalog);
+            let test = fs::read(&path)
+                .ok()
+                .and_then(|b| CatalogRecord::from_json(&b).ok())
+                .and_then(|r| r.release)
+                .and_then(|r| r.message)
+                .is_some_and(|m| m.test);
+            if test {
+                return Err(Error::Input {
+                    path,
+                    message: "the release came in a DDEX TestMessage: it is pressed, not published"
+                        .into(),
+                    fix: "publish it with --publish-test-message, or deliver a LiveMessage",
+                });
+            }
+        }
+    }
     for track in &mut index.tracks {
         let artifacts = track.artifacts(dir)?;
         let path = dir.join(&track.catalog);

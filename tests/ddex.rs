@@ -409,3 +409,36 @@ fn bad_messages_are_refused_with_their_code_and_element_path() {
         refused + 1
     );
 }
+
+#[test]
+fn a_test_message_is_pressed_but_published_only_when_asked() {
+    let dir = batch("test-message", &[SUBSCRIPTION_WORLDWIDE], |x| {
+        x.replace(
+            "<MessageControlType>LiveMessage</MessageControlType>",
+            "<MessageControlType>TestMessage</MessageControlType>",
+        )
+    });
+    let out = run_once("ddex-test-message", &[dir.to_str().unwrap()]);
+    let dest = dir.join("store");
+    let o = pressing(&["publish", out.to_str().unwrap(), dest.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(65), "{err}");
+    assert!(
+        err.contains("TestMessage") && err.contains("--publish-test-message"),
+        "{err}"
+    );
+    assert!(
+        !dest.exists() || files_named(&dest, |_| true).is_empty(),
+        "something was published"
+    );
+    let o = pressing(&[
+        "publish",
+        out.to_str().unwrap(),
+        dest.to_str().unwrap(),
+        "--publish-test-message",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let published = files_named(&dest, |n| n == "catalog.json").len();
+    assert_eq!(published, 2);
+    println!("a TestMessage release: refused by publish (nothing uploaded), published with --publish-test-message ({published} records)");
+}

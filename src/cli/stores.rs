@@ -55,6 +55,9 @@ pub struct PublishArgs {
     /// versions); see the README before using it behind a CDN.
     #[arg(long)]
     pub prune: bool,
+    /// Publish a release that a DDEX TestMessage delivered (otherwise pressed, not published).
+    #[arg(long)]
+    pub publish_test_message: bool,
 }
 
 impl PublishArgs {
@@ -74,6 +77,7 @@ impl PublishArgs {
             cache_control_entry: or(&self.cache_control_entry, publish::DEFAULT_CACHE_ENTRY),
             public_url: self.public_url.clone(),
             prune: self.prune,
+            test_messages: self.publish_test_message,
         }
     }
 

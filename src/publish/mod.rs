@@ -272,6 +272,9 @@ pub struct PublishOptions {
     pub public_url: Option<String>,
     /// Delete the track's objects the package does not name (older versions).
     pub prune: bool,
+    /// Publish a release a DDEX `TestMessage` delivered (refused otherwise: a test message is
+    /// validated and pressed, never published unless asked).
+    pub test_messages: bool,
 }
 
 pub const DEFAULT_CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -284,6 +287,7 @@ impl Default for PublishOptions {
             cache_control_entry: DEFAULT_CACHE_ENTRY.into(),
             public_url: None,
             prune: false,
+            test_messages: false,
         }
     }
 }
