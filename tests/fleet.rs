@@ -1274,3 +1274,71 @@ fn decrypts_to_its_clear_twin(
     );
     true
 }
+
+/// A DDEX release (an ERN 4.3 message, its masters under resources/) through submit and a
+/// worker, published exactly as `pressing run` + `pressing publish` publish it.
+#[test]
+fn a_ddex_release_presses_in_the_fleet_like_run_and_publish() {
+    use common::ddex::*;
+    let dir = tmp("ddex-fleet");
+    let release = batch("fleet", &[SUBSCRIPTION_WORLDWIDE, ADS_GB_FR], |x| x);
+    let release = release.to_str().unwrap();
+    let pkg = dir.join("package");
+    let pkg = pkg.to_str().unwrap();
+    run_ok(&["run", "--out", pkg, release]);
+    let store = dir.join("store");
+    run_ok(&["publish", pkg, store.to_str().unwrap()]);
+    let queue = format!("sqlite:{}", dir.join("q.db").display());
+    let (incoming, out, scratch) = (dir.join("incoming"), dir.join("out"), dir.join("scratch"));
+    let o = run_ok(&[
+        "submit",
+        release,
+        "--queue",
+        &queue,
+        "--store",
+        incoming.to_str().unwrap(),
+    ]);
+    let id = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    // The message and the masters below the folder went to the incoming store.
+    let uploaded = files(&incoming);
+    assert!(
+        uploaded.keys().any(|k| k.ends_with("/ern.xml"))
+            && uploaded.keys().any(|k| k.ends_with("/resources/A1.wav"))
+            && uploaded.keys().any(|k| k.ends_with("/resources/A2.flac")),
+        "{:?}",
+        uploaded.keys().collect::<Vec<_>>()
+    );
+    let catalog = Receiver::start(&[]);
+    let mut w = worker(&queue, &incoming, &out, &scratch, &catalog.url);
+    wait_for("the DDEX job published", Duration::from_secs(300), || {
+        all_published(&queue, std::slice::from_ref(&id))
+    });
+    assert!(sigterm(&mut w).success());
+    let (got, want) = (files(&out), files(&store));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    let mut same = 0;
+    for (k, v) in &want {
+        if k.ends_with("/catalog.json") {
+            // The record names its masters and URLs where each run put them (the incoming
+            // store, the output store); the rest is the same.
+            let mut a: Value = serde_json::from_slice(&got[k]).unwrap();
+            let mut b: Value = serde_json::from_slice(v).unwrap();
+            for r in [&mut a, &mut b] {
+                r["source"] = Value::Null;
+                r["urls"] = Value::Null;
+            }
+            assert_eq!(a["availability"], b["availability"], "{k}");
+            assert_eq!(a["release"], b["release"], "{k}");
+            assert_eq!(a, b, "{k}");
+        } else {
+            assert!(got[k] == *v, "{k} differs from pressing run + publish");
+        }
+        same += 1;
+    }
+    let notified = catalog.received();
+    assert_eq!(notified.len(), 2, "one notification per track");
+    eprintln!("DDEX fleet: {same} objects as run + publish, 2 notifications");
+}

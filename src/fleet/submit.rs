@@ -78,6 +78,14 @@ pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>)
     if folder && metadata.is_file() {
         paths.push(metadata);
     }
+    // A DDEX release: its message (validation allowed one, and no release.json beside it).
+    if folder {
+        paths.extend(
+            crate::ingest::validate::ern_messages(input)
+                .into_iter()
+                .take(1),
+        );
+    }
     // Every file hashed at once, a core each.
     let mut files = paths
         .par_iter()

@@ -419,21 +419,7 @@ fn scan_input(
     let json = input.join("release.json");
     // An ERN message instead of release.json: the folder's one `*.xml` in DDEX's namespace,
     // with its masters wherever its URIs say (DDEX batches keep them under resources/).
-    let erns: Vec<PathBuf> = std::fs::read_dir(input)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")))
-                .filter(|p| {
-                    std::fs::read(p)
-                        .map(|b| {
-                            super::ddex::is_ern(&String::from_utf8_lossy(&b[..b.len().min(4096)]))
-                        })
-                        .unwrap_or(false)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let erns = ern_messages(input);
     if let Some(ern) = erns.first() {
         if json.is_file() || erns.len() > 1 {
             let other = if json.is_file() { &json } else { &erns[1] };
@@ -488,6 +474,28 @@ fn scan_input(
         }
     };
     release_tracks(&json, &text, input, &masters, findings)
+}
+
+/// The DDEX ERN messages of a release folder: its `*.xml` files in DDEX's ERN namespace, in
+/// name order.
+pub fn ern_messages(folder: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")))
+                .filter(|p| {
+                    std::fs::read(p)
+                        .map(|b| {
+                            super::ddex::is_ern(&String::from_utf8_lossy(&b[..b.len().min(4096)]))
+                        })
+                        .unwrap_or(false)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 /// Masters in the sub-folders of a release folder (a DDEX batch's `resources/`), two levels

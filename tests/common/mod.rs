@@ -2,6 +2,7 @@
 //! (an independent decoder), read edit lists with mp4-atom (an independent parser).
 #![allow(dead_code)]
 
+pub mod ddex;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
