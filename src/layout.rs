@@ -32,6 +32,20 @@ pub fn master_key(job: &str, name: &str) -> String {
     format!("masters/{job}/{name}")
 }
 
+/// A release's index in a store: the ids of its published tracks, by its ICPN (UPC or EAN), so
+/// a DDEX PurgeReleaseMessage, which names only the release, finds its tracks.
+pub fn release_index(icpn: &str) -> String {
+    format!("releases/{}.json", upc_of(icpn))
+}
+
+/// An ICPN as one key: a 13-digit EAN with a leading zero is the 12-digit UPC it encodes.
+pub fn upc_of(icpn: &str) -> &str {
+    match icpn.strip_prefix('0') {
+        Some(upc) if icpn.len() == 13 => upc,
+        _ => icpn,
+    }
+}
+
 /// The package index, at the top of a local output folder (`report::PackageIndex`).
 pub const INDEX: &str = "index.json";
 
@@ -182,6 +196,16 @@ impl Artifact {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_release_index_is_named_by_the_upc_an_ean_encodes() {
+        assert_eq!(release_index("012345678905"), "releases/012345678905.json");
+        assert_eq!(release_index("0012345678905"), "releases/012345678905.json");
+        assert_eq!(
+            release_index("5012345678900"),
+            "releases/5012345678900.json"
+        );
+    }
 
     #[test]
     fn keys_of_a_track() {

@@ -495,6 +495,7 @@ pub fn publish(
             }
         }
     }
+    let mut releases: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for track in &mut index.tracks {
         let artifacts = track.artifacts(dir)?;
         let path = dir.join(&track.catalog);
@@ -535,8 +536,71 @@ pub fn publish(
         track.publish = Some(publish::publish_track(
             &package, &body, store, notifier, opts, progress,
         )?);
+        if let Some(upc) = record.release.as_ref().and_then(|r| r.upc.clone()) {
+            releases.entry(upc).or_default().push(track.id.clone());
+        }
+    }
+    // Each release's index (`layout::release_index`): its tracks, with any published before.
+    for (upc, tracks) in releases {
+        update_release_index(store, &upc, |ids| ids.extend(tracks))?;
     }
     Ok(Published { index })
+}
+
+/// What a release's index object holds.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct ReleaseIndex {
+    upc: String,
+    tracks: std::collections::BTreeSet<String>,
+}
+
+/// Read, change and write (or, emptied, delete) a release's index in a store.
+fn update_release_index(
+    store: &dyn Store,
+    upc: &str,
+    change: impl FnOnce(&mut std::collections::BTreeSet<String>),
+) -> Result<(), Error> {
+    let key = layout::release_index(upc);
+    let mut index: ReleaseIndex = store
+        .get(&key)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let before = index.tracks.clone();
+    index.upc = layout::upc_of(upc).to_string();
+    change(&mut index.tracks);
+    if index.tracks == before && !before.is_empty() {
+        return Ok(());
+    }
+    if index.tracks.is_empty() {
+        store.delete(&[key])?;
+    } else {
+        let body = serde_json::to_vec_pretty(&index).expect("an index serialises");
+        store.put_bytes(&key, &body, "application/json", "private, no-cache")?;
+    }
+    Ok(())
+}
+
+/// The tracks a store's release index lists for an ICPN (empty when there is none).
+pub fn release_tracks(store: &dyn Store, icpn: &str) -> Result<Vec<String>, Error> {
+    let index: Option<ReleaseIndex> = store
+        .get(&layout::release_index(icpn))?
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    Ok(index
+        .map(|i| i.tracks.into_iter().collect())
+        .unwrap_or_default())
+}
+
+/// Take a whole release down (a DDEX PurgeReleaseMessage names only the release): every track
+/// its index lists, then the index.
+pub fn unpublish_release(
+    icpn: &str,
+    store: &dyn Store,
+    notifier: &dyn CatalogNotifier,
+) -> Result<Vec<(String, Option<publish::UnpublishReport>)>, Error> {
+    let tracks = release_tracks(store, icpn)?;
+    let done = unpublish(&tracks, store, notifier)?;
+    update_release_index(store, icpn, |ids| ids.clear())?;
+    Ok(done)
 }
 
 /// Take tracks down from a store and tell the catalog (`publish::unpublish_track`); a track
@@ -548,9 +612,16 @@ pub fn unpublish(
 ) -> Result<Vec<(String, Option<publish::UnpublishReport>)>, Error> {
     let mut out = Vec::new();
     for t in tracks {
+        // The record names the track's release: its index no longer lists the track.
+        let upc = std::cell::RefCell::new(None);
         let body = |record: Option<&[u8]>| {
-            let n = match record.and_then(|b| CatalogRecord::from_json(b).ok()) {
-                Some(r) => Notification::of_record(NotificationKind::Unpublished, &r),
+            let record = record.and_then(|b| CatalogRecord::from_json(b).ok());
+            *upc.borrow_mut() = record
+                .as_ref()
+                .and_then(|r| r.release.as_ref())
+                .and_then(|r| r.upc.clone());
+            let n = match &record {
+                Some(r) => Notification::of_record(NotificationKind::Unpublished, r),
                 None => Notification::bare(NotificationKind::Unpublished, t),
             };
             serde_json::to_value(n).expect("a notification serialises")
@@ -559,6 +630,11 @@ pub fn unpublish(
             Ok(r) => out.push((t.clone(), Some(r))),
             Err(publish::PublishError::NotPublished { .. }) => out.push((t.clone(), None)),
             Err(e) => return Err(e.into()),
+        }
+        if let Some(upc) = upc.into_inner() {
+            update_release_index(store, &upc, |ids| {
+                ids.remove(t);
+            })?;
         }
     }
     Ok(out)

@@ -270,3 +270,62 @@ fn a_test_message_is_pressed_but_published_only_when_asked() {
     assert_eq!(published, 2);
     println!("a TestMessage release: refused by publish (nothing uploaded), published with --publish-test-message ({published} records)");
 }
+
+/// A PurgeReleaseMessage names only the release: `unpublish --ddex` finds its tracks in the
+/// store's release index and takes every one down, then the index.
+#[test]
+fn a_purge_release_message_takes_every_track_of_the_release_down() {
+    let dir = batch("purge", &[SUBSCRIPTION_WORLDWIDE, ADS_GB_FR], |x| x);
+    let out = run_once("ddex-purge", &[dir.to_str().unwrap()]);
+    let store = dir.join("store");
+    let o = pressing(&["publish", out.to_str().unwrap(), store.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let index_path = store.join("releases/5012345678900.json");
+    let index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    assert_eq!(
+        index["tracks"],
+        serde_json::json!(["qzes62600101", "qzes62600102"])
+    );
+    let purge = |name: &str, id: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<ern:PurgeReleaseMessage xmlns:ern="http://ddex.net/xml/ern/43" LanguageAndScriptCode="en" AvsVersionId="4.3">
+  <MessageHeader><MessageId>PURGE-1</MessageId><MessageSender><PartyId>PADPIDA2014021302H</PartyId></MessageSender><MessageRecipient><PartyId>PADPIDA2024072201A</PartyId></MessageRecipient><MessageCreatedDateTime>2026-12-06T10:00:00+00:00</MessageCreatedDateTime></MessageHeader>
+  <PurgedRelease><ReleaseId>{id}</ReleaseId></PurgedRelease>
+</ern:PurgeReleaseMessage>
+"#
+            ),
+        )
+        .unwrap();
+        path
+    };
+    // A purge that names the release by GRid alone: refused, nothing taken down.
+    let grid = purge("purge-grid.xml", "<GRid>A1UCASE0000000401X</GRid>");
+    let o = pressing(&[
+        "unpublish",
+        store.to_str().unwrap(),
+        "--ddex",
+        grid.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(65), "{err}");
+    assert!(err.contains("GRid") && err.contains("ICPN"), "{err}");
+    assert!(store.join("qzes62600101/catalog.json").is_file());
+    // By ICPN: both tracks and the index gone, nothing else of the release left.
+    let icpn = purge("purge.xml", "<ICPN>5012345678900</ICPN>");
+    let o = pressing(&[
+        "unpublish",
+        store.to_str().unwrap(),
+        "--ddex",
+        icpn.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let left = files_named(&store, |_| true);
+    assert!(left.is_empty(), "left after the purge: {left:?}");
+    println!(
+        "a PurgeReleaseMessage took down 2 tracks and the release index; a GRid-only purge refused"
+    );
+}

@@ -1261,7 +1261,11 @@ fn decrypts_to_its_clear_twin(
         );
         o.stdout
     };
-    let clear_dir = fixtures_out().join(track);
+    // A clear reference of its own: this binary runs beside the others, and fixtures_out()
+    // would press the shared fixtures folder again under their feet.
+    static CLEAR: OnceLock<PathBuf> = OnceLock::new();
+    let clear = CLEAR.get_or_init(|| run_once("fleet-clear-album", &["fixtures/album"]));
+    let clear_dir = clear.join(track);
     if !clear_dir.join(rendition).is_dir() {
         return false;
     }

@@ -37,6 +37,22 @@ fn publish(dir: &Path, prefix: &str, extra: &[&str]) -> std::process::Output {
 }
 
 /// Every key the package of `report` must put under its prefix (local layout = store layout).
+/// The release indexes a publish of `out` writes (`layout::release_index`): one per release
+/// with a UPC, named by it.
+fn release_keys(out: &std::path::Path, report: &Value) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for t in report["tracks"].as_array().unwrap() {
+        let record: Value = serde_json::from_slice(
+            &std::fs::read(out.join(t["catalog"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        if let Some(upc) = record["release"]["upc"].as_str() {
+            keys.insert(pressing::layout::release_index(upc));
+        }
+    }
+    keys
+}
+
 fn package_keys(report: &Value) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     for t in report["tracks"].as_array().unwrap() {
@@ -127,6 +143,17 @@ fn publish_whole_and_play(prefix: &str, form: &[&str]) {
     for t in tracks {
         expected.insert(format!("{}/notification.json", t["id"].as_str().unwrap()));
     }
+    // And each release's index, listing its tracks.
+    let releases = release_keys(&out, &report);
+    assert_eq!(releases.len(), 2, "{releases:?}");
+    for key in &releases {
+        let index: Value = serde_json::from_slice(&store.get(prefix, key)).unwrap();
+        assert!(
+            !index["tracks"].as_array().unwrap().is_empty(),
+            "{key}: {index}"
+        );
+    }
+    expected.extend(releases);
     let listed: BTreeSet<String> = store.keys(prefix).into_iter().collect();
     assert_eq!(listed, expected);
 
@@ -465,7 +492,7 @@ fn a_changed_master_gets_new_immutable_keys_and_the_old_ones_are_never_overwritt
     want.extend(
         after
             .iter()
-            .filter(|k| k.ends_with("notification.json"))
+            .filter(|k| k.ends_with("notification.json") || k.starts_with("releases/"))
             .cloned(),
     );
     assert_eq!(after, want);

@@ -167,8 +167,12 @@ pub struct UnpublishArgs {
     /// s3://bucket/prefix, or a local folder.
     pub destination: String,
     /// Track ids (the folder names: lowercased ISRCs or file names).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "ddex", conflicts_with = "ddex")]
     pub tracks: Vec<String>,
+    /// A DDEX ERN 4.3 PurgeReleaseMessage: take down every track of the release it names (the
+    /// store's release index lists them).
+    #[arg(long, value_name = "MESSAGE")]
+    pub ddex: Option<PathBuf>,
     /// Where to send the `track.unpublished` notification.
     #[arg(long)]
     pub catalog_url: Option<String>,

@@ -267,7 +267,32 @@ pub fn unpublish(args: UnpublishArgs) -> ExitCode {
         (Ok(s), Ok(n)) => (s, n),
         (Err(code), _) | (_, Err(code)) => return ExitCode::from(code),
     };
-    let done = match pipeline::unpublish(&args.tracks, &*store, &*notifier) {
+    let result = match &args.ddex {
+        Some(message) => {
+            let text = match std::fs::read_to_string(message) {
+                Ok(t) => t,
+                Err(e) => {
+                    progress::error(format!("{}: cannot read: {e}", message.display()));
+                    return ExitCode::from(exit::BAD_INPUT);
+                }
+            };
+            match pressing::ingest::ddex::read_purge(message, &text) {
+                Ok(icpn) => pipeline::unpublish_release(&icpn, &*store, &*notifier),
+                Err(f) => {
+                    progress::error(format!(
+                        "{} ({}): {} (fix: {})",
+                        f.file,
+                        f.location.as_deref().unwrap_or(""),
+                        f.message,
+                        f.fix
+                    ));
+                    return ExitCode::from(exit::BAD_INPUT);
+                }
+            }
+        }
+        None => pipeline::unpublish(&args.tracks, &*store, &*notifier),
+    };
+    let done = match result {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };

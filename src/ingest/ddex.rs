@@ -231,6 +231,41 @@ pub fn parse_tree(file: &Path, text: &str) -> Result<(Element, String), Box<Find
     Ok((root, namespace))
 }
 
+/// The release a DDEX ERN 4.3 `PurgeReleaseMessage` takes down: its ICPN
+/// (`PurgedRelease/ReleaseId/ICPN`).
+pub fn read_purge(file: &Path, text: &str) -> Result<String, Box<Finding>> {
+    let (root, ns) = parse_tree(file, text)?;
+    let bad = |code: &'static str, at: &str, message: String, fix: &str| {
+        Box::new(Finding::error(code, file, message, fix).at(at.to_string()))
+    };
+    if ns != ERN_43 || root.name != "PurgeReleaseMessage" {
+        return Err(bad(
+            "ddex.version",
+            &root.name,
+            format!("the root is {} in namespace {ns:?}; a takedown is an ERN 4.3 PurgeReleaseMessage ({ERN_43})", root.name),
+            "give the PurgeReleaseMessage the label sent",
+        ));
+    }
+    let purged = root.first("PurgedRelease");
+    match purged.and_then(|p| p.text_at("ReleaseId/ICPN")) {
+        Some(icpn) => {
+            metadata::check_upc(icpn).map_err(|m| {
+                bad("metadata.upc", "PurgedRelease/ReleaseId/ICPN", m, "copy the ICPN of the release to take down")
+            })?;
+            Ok(icpn.to_string())
+        }
+        None => Err(bad(
+            "ddex.missing",
+            "PurgedRelease/ReleaseId/ICPN",
+            match purged.and_then(|p| p.text_at("ReleaseId/GRid")) {
+                Some(g) => format!("the purge names the release by GRid {g} only; pressing finds releases by their ICPN (UPC/EAN)"),
+                None => "the purge names no release (PurgedRelease/ReleaseId/ICPN)".into(),
+            },
+            "name the release by its ICPN in PurgedRelease/ReleaseId",
+        )),
+    }
+}
+
 /// Whether a file looks like an ERN message (its root element's namespace is DDEX ERN).
 pub fn is_ern(text: &str) -> bool {
     let head = &text[..text.len().min(4096)];
