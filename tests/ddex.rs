@@ -329,3 +329,59 @@ fn a_purge_release_message_takes_every_track_of_the_release_down() {
         "a PurgeReleaseMessage took down 2 tracks and the release index; a GRid-only purge refused"
     );
 }
+
+/// A release.json may give deals too (in the shape the record shows them): then they decide
+/// the tiers, as a DDEX message's do; a bad deal is refused at its field.
+#[test]
+fn release_json_deals_decide_tiers_like_ddex_ones() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("ddex")
+        .join("release-json-deals");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["01-cd-stereo.wav", "02-hires.flac", "03-mono.aiff"] {
+        std::fs::copy(root().join("fixtures/album").join(f), dir.join(f)).unwrap();
+    }
+    let mut release: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/album/release.json")).unwrap(),
+    )
+    .unwrap();
+    release["deals"] = serde_json::json!([{
+        "commercial_models": ["SubscriptionModel"],
+        "use_types": ["OnDemandStream"],
+        "territories": ["GB", "US"],
+        "start": "2026-01-01"
+    }]);
+    std::fs::write(dir.join("release.json"), release.to_string()).unwrap();
+    let out = run_once("release-json-deals", &[dir.to_str().unwrap()]);
+    let index = report(&out);
+    let mut checked = 0;
+    for t in index["tracks"].as_array().unwrap() {
+        let tiers: Vec<&str> = t["availability"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["tier"].as_str().unwrap())
+            .collect();
+        assert_eq!(tiers, ["premium", "hifi"], "{}", t["id"]);
+        assert_eq!(
+            t["availability"][0]["territories"],
+            serde_json::json!(["GB", "US"])
+        );
+        for r in t["renditions"].as_array().unwrap() {
+            assert_ne!(r["tier"], "free", "{}/{}", t["id"], r["id"]);
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+    release["deals"][0]["territories"] = serde_json::json!(["UK"]);
+    std::fs::write(dir.join("release.json"), release.to_string()).unwrap();
+    let (code, findings) = validate(&dir);
+    assert_eq!(code, 65, "{findings:?}");
+    let bad = findings
+        .iter()
+        .find(|f| f["code"] == "metadata.territory")
+        .expect("territory");
+    assert_eq!(bad["location"], "deals[0]");
+    println!("a release.json's deals: 3 tracks without free rungs, availability in GB and US; a bad territory refused at deals[0]");
+}

@@ -272,16 +272,23 @@ pub fn is_ern(text: &str) -> bool {
     head.contains("http://ddex.net/xml/ern/")
 }
 
-/// A deal: who may offer the release, how, where and when (DealList/ReleaseDeal/Deal/DealTerms).
+/// A deal: who may offer the release, how, where and when (DealList/ReleaseDeal/Deal/DealTerms;
+/// a release.json's `deals[]` in the same shape).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Deal {
     pub commercial_models: Vec<String>,
+    #[serde(default)]
     pub use_types: Vec<String>,
     /// `Worldwide` or country codes; empty when the deal lists excluded territories only.
+    #[serde(default)]
     pub territories: Vec<String>,
+    #[serde(default)]
     pub excluded_territories: Vec<String>,
     /// YYYY-MM-DD (a StartDateTime keeps its date).
+    #[serde(default)]
     pub start: Option<String>,
+    #[serde(default)]
     pub end: Option<String>,
 }
 

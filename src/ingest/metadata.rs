@@ -16,7 +16,7 @@ use super::findings::Finding;
 const COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
 
 /// Keys allowed at the top level and in a track.
-const RELEASE_KEYS: [&str; 11] = [
+const RELEASE_KEYS: [&str; 12] = [
     "title",
     "artists",
     "label",
@@ -28,6 +28,7 @@ const RELEASE_KEYS: [&str; 11] = [
     "p_line",
     "gapless",
     "tracks",
+    "deals",
 ];
 const TRACK_KEYS: [&str; 8] = [
     "file",
@@ -399,6 +400,44 @@ pub fn check_release(
             format!("gapless is {} (expected true or false)", kind(other)),
             "write true or false",
         ),
+    }
+
+    // Optional deals, as DDEX gives them (`ddex::Deal`): with them, the deals decide the tiers.
+    match obj.get("deals") {
+        None | Some(Value::Null) => {}
+        Some(v) => match serde_json::from_value::<Vec<super::ddex::Deal>>(v.clone()) {
+            Ok(deals) => {
+                for (i, d) in deals.iter().enumerate() {
+                    for t in d.territories.iter().chain(&d.excluded_territories) {
+                        if t != "Worldwide" && !is_country(t) {
+                            c.err(
+                                "metadata.territory",
+                                &format!("deals[{i}]"),
+                                format!("{t:?} is not Worldwide or an ISO 3166-1 alpha-2 code"),
+                                "use Worldwide or a country code",
+                            );
+                        }
+                    }
+                    for date in d.start.iter().chain(&d.end) {
+                        if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
+                            c.err(
+                                "metadata.release-date",
+                                &format!("deals[{i}]"),
+                                format!("{date:?} is not a date (expected YYYY-MM-DD)"),
+                                "write the date as YYYY-MM-DD",
+                            );
+                        }
+                    }
+                }
+                meta.deals = Some(deals);
+            }
+            Err(e) => c.err(
+                "metadata.type",
+                "deals",
+                format!("deals: {e}"),
+                "write deals as [{\"commercial_models\": [\"SubscriptionModel\"], \"use_types\": [\"OnDemandStream\"], \"territories\": [\"Worldwide\"], \"start\": \"2026-01-01\"}]",
+            ),
+        },
     }
 
     let tracks = match obj.get("tracks") {
