@@ -76,18 +76,18 @@ run_tests() {
 phase test run_tests
 
 # The fuzz targets: built (the pipeline without the services: see fuzz/Cargo.toml) and run
-# for 20 s each. cargo-fuzz wants nightly for sanitizers; RUSTC_BOOTSTRAP lets the stable
+# for 10 s each (a smoke run, four targets). cargo-fuzz wants nightly for sanitizers; RUSTC_BOOTSTRAP lets the stable
 # toolchain build libFuzzer's coverage instrumentation.
 fuzz() (
   (cd fuzz && cargo fmt --all -- --check)
   # Built with libFuzzer's flags alone (no clippy wrapper: a build of its own).
   unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
   RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none -O
-  for target in master_reader release_metadata; do
+  for target in master_reader release_metadata ern cpix; do
     mkdir -p "fuzz/corpus/$target"
     # The first corpus folder is the one libFuzzer writes to: the untracked one, not the seeds.
     RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -O "$target" "fuzz/corpus/$target" \
-      "fuzz/seeds/$target" -- -max_total_time=20 -rss_limit_mb=4096 2>&1 | tail -n 3
+      "fuzz/seeds/$target" -- -max_total_time=10 -rss_limit_mb=4096 2>&1 | tail -n 3
   done
 )
 phase fuzz fuzz
