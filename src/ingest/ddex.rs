@@ -70,8 +70,15 @@ impl Element {
 /// elements. Returns the root and its namespace URI.
 pub fn parse_tree(file: &Path, text: &str) -> Result<(Element, String), Box<Finding>> {
     let bad = |code: &'static str, at: usize, message: String, fix: &str| {
-        let line = 1 + text[..at.min(text.len())].matches('\n').count();
-        let column = at - text[..at.min(text.len())].rfind('\n').map_or(0, |p| p + 1) + 1;
+        // Byte offsets: a position may fall inside a multi-byte character.
+        let before = &text.as_bytes()[..at.min(text.len())];
+        let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+        let column = before.len()
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+            + 1;
         Box::new(
             Finding::error(code, file, message, fix).at(format!("line {line}, column {column}")),
         )
@@ -92,7 +99,12 @@ pub fn parse_tree(file: &Path, text: &str) -> Result<(Element, String), Box<Find
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
-    let line_of = |at: usize| 1 + text[..at.min(text.len())].matches('\n').count();
+    let line_of = |at: usize| {
+        1 + text.as_bytes()[..at.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    };
     loop {
         let at = reader.buffer_position() as usize;
         let event = reader.read_event().map_err(|e| {
@@ -981,6 +993,14 @@ mod tests {
             start: Some("2026-01-01".into()),
             end: end.map(String::from),
         }
+    }
+
+    #[test]
+    fn a_position_inside_a_multibyte_character_does_not_panic() {
+        // Found by the fuzzer: an error position inside a character (a BOM, lossy bytes).
+        let bytes = include_bytes!("../../fuzz/seeds/ern/crash-char-boundary.xml");
+        let text = String::from_utf8_lossy(bytes);
+        let _ = check_ern(Path::new("ern.xml"), &text, Path::new("/nonexistent"), &[]);
     }
 
     #[test]
