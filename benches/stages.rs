@@ -207,7 +207,7 @@ fn manifests(c: &mut Criterion) {
         b.iter(|| manifest::create_multivariant_playlist(black_box(&refs)))
     });
     c.bench_function("manifest/dash/9rep/40seg", |b| {
-        b.iter(|| manifest::create_mpd(240.0, black_box(&[("aac".to_string(), refs.clone())])))
+        b.iter(|| manifest::create_mpd(black_box(&[("aac".to_string(), refs.clone())])))
     });
 }
 

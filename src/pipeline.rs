@@ -372,13 +372,12 @@ fn write_manifests(
             manifest::create_media_playlist(r).as_bytes(),
         )?;
     }
-    let duration_seconds = track.frames as f64 / f64::from(planned.format.sample_rate);
     let members: Vec<_> = track
         .renditions
         .iter()
         .map(|(plan, r)| (plan.rung.tier, plan.rung.codec.family(), r))
         .collect();
-    let entries = manifest::create_entry_manifests(&members, duration_seconds);
+    let entries = manifest::create_entry_manifests(&members);
     for e in &entries {
         write(&e.path, e.text.as_bytes())?;
     }

@@ -13,9 +13,8 @@ use std::process::Command;
 
 use common::*;
 
-/// The tests of this file run one at a time: the browser players play at 16x and, on a 2-core
-/// machine busy with FFmpeg and GStreamer decodes, dash.js once reached the end of a track
-/// before it had signalled the end of the stream (no 'ended'); alone it ended 6 runs of 6.
+/// The tests of this file run one at a time: the browser players play at 16x, and a 2-core
+/// machine busy with FFmpeg and GStreamer decodes as well makes their timers late.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
@@ -259,10 +258,15 @@ fn a_protected_track_stored_by_shaka_offline_plays_to_the_end_with_the_network_c
     eprintln!("offline: {played} protected tracks stored by Shaka and played to the end with the network cut");
 }
 
-/// The end of a track, many times: dash.js once stopped half a second before the end of an Opus
-/// set in 2 of 11 whole-track runs on a busy machine (no progress, no error). A stall that
-/// comes one time in ten needs many ends, not a whole track each: every sampled MPD set of
-/// both forms starts 2 s before its end, three times, and must reach it.
+/// The end of a track, many times, at 1x: dash.js 5.2 stopped half a second before the end of
+/// an Opus set (1 whole-track run in 20 on a busy machine, no progress, no error) when its 200 ms
+/// end check saw the clock past the MPD's end before the element had ended: it seeks to that
+/// end, which its `seekDurationBackoff` clamps to 0.5 s before it, and pauses. The MPD's end
+/// now lies past the media (`manifest::media_end_ms`). At 1x that race had a window of the
+/// set's padding in every 200 ms: two ends of every sampled MPD set of both forms, from half a
+/// second before it, each ending with the element's own `ended` (measured on every set of the
+/// segment form, twice: the MPDs of before stopped at 0.5 s before the end in 31 of 76 ends,
+/// these end 76 of 76).
 #[test]
 fn the_end_of_every_mpd_set_plays_out_in_dash_js_again_and_again() {
     let _alone = one_at_a_time();
@@ -272,14 +276,15 @@ fn the_end_of_every_mpd_set_plays_out_in_dash_js_again_and_again() {
         let mut envs: Vec<(&str, String)> = sampling.player_env().into_iter().collect();
         envs.extend([
             ("PLAY_ONLY", "dash.js".to_string()),
-            ("PLAY_END", "2".to_string()),
-            ("PLAY_REPEAT", "3".to_string()),
+            ("PLAY_END", "0.5".to_string()),
+            ("PLAY_RATE", "1".to_string()),
+            ("PLAY_REPEAT", "2".to_string()),
         ]);
         let p = play(form, out, &envs);
-        // 5 tracks: 46 MPD sets, each played three times.
+        // 5 tracks: 46 MPD sets, each played twice.
         assert_eq!(p.matrix, 46, "{form}: the dash.js sets");
         assert!(
-            p.playing >= 3 * p.matrix.div_ceil(sampling.every),
+            p.playing >= 2 * p.matrix.div_ceil(sampling.every),
             "{form}: {}",
             p.summary
         );

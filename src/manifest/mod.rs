@@ -63,7 +63,6 @@ pub struct EntryManifest {
 /// (`hifi-lossless.m3u8`); another rate is named with it (`hifi-lossless-96000.m3u8`).
 pub fn create_entry_manifests(
     renditions: &[(Tier, Family, &PackagedRendition)],
-    duration_seconds: f64,
 ) -> Vec<EntryManifest> {
     let lowest = |family: Family| {
         renditions
@@ -134,7 +133,7 @@ pub fn create_entry_manifests(
             family: None,
             sample_rate: None,
             path: layout::mpd(tier.as_str()),
-            text: create_mpd(duration_seconds, &labelled),
+            text: create_mpd(&labelled),
         });
     }
     out
@@ -399,7 +398,7 @@ pub fn create_tier_playlist(renditions: &[&PackagedRendition]) -> String {
 /// name), SegmentTemplate with SegmentTimeline per Representation (or, in the single-file form,
 /// a BaseURL and a SegmentBase naming the track file's `sidx` and header), bandwidths measured
 /// (peak segment rate).
-pub fn create_mpd(duration_seconds: f64, sets: &[(String, Vec<&PackagedRendition>)]) -> String {
+pub fn create_mpd(sets: &[(String, Vec<&PackagedRendition>)]) -> String {
     // The single-file form: ISO/IEC 23009-1 8.3, the on-demand profile (SegmentBase, one
     // indexed file per Representation).
     let on_demand = sets
@@ -466,11 +465,11 @@ pub fn create_mpd(duration_seconds: f64, sets: &[(String, Vec<&PackagedRendition
     };
     // xs:duration with exactly three fraction digits (PT10.500S): GPAC reads the fraction of
     // PT10.5S as 5 ms. The exact timeline is the SegmentTimeline's integers; these bound it.
-    // The presentation's length is rounded down, so it never claims media beyond the last
-    // sample (a player waiting for it would stall); the longest segment is rounded up.
+    // The presentation's length is past the end of every set's media (`media_end_ms`); the
+    // longest segment is rounded up.
     let attributes = format!(
         "<MPD mediaPresentationDuration=\"{}\" minBufferTime=\"{}\" maxSegmentDuration=\"{}\" ",
-        xs_duration((duration_seconds * 1000.0).floor() as u64),
+        xs_duration(media_end_ms(sets)),
         xs_duration((max_segment.ceil().max(1.0) * 1000.0) as u64),
         xs_duration((max_segment * 1000.0).ceil() as u64),
     );
@@ -511,6 +510,28 @@ fn set_protection(members: &[&PackagedRendition]) -> Vec<mpd::ContentProtection>
 }
 
 /// An xs:duration of `ms` milliseconds in seconds with three fraction digits.
+/// `mediaPresentationDuration`, in ms: one past the end of the longest set's media as a browser
+/// buffers it, which is the media after the edit list's start (its priming) but not its end:
+/// Chromium's MSE applies an edit list's `media_time` and not its `segment_duration`, so an
+/// AAC or Opus set's buffered media runs past the track's length by its frame-grid padding
+/// (19.5 ms for Opus, up to a frame and a half for AAC). A period that ends before the media
+/// does lets dash.js 5.2's 200 ms end check see the clock past the period's end before the
+/// element has ended: it then seeks to the period's end, which its `seekDurationBackoff`
+/// clamps to 0.5 s before it, and pauses there (a track stopped half a second early, never
+/// `ended`: 1 run in 20 of a 5.1 Opus set, measured). Strictly past the media, the element's own
+/// end comes first (`endOfStream` trims the MediaSource's duration to the buffered end), and
+/// the MPD's length agrees with the HLS playlists' EXTINFs, which are the same media durations.
+fn media_end_ms(sets: &[(String, Vec<&PackagedRendition>)]) -> u64 {
+    sets.iter()
+        .flat_map(|(_, rs)| rs)
+        .map(|r| {
+            let rate = u64::from(r.stream.sample_rate);
+            (r.media_duration - u64::from(r.stream.priming)) * 1000 / rate + 1
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 fn xs_duration(ms: u64) -> String {
     format!("PT{}.{:03}S", ms / 1000, ms % 1000)
 }

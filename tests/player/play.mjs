@@ -12,7 +12,7 @@
 // tier manifest through two players: each multivariant playlist through hls.js and Shaka
 // Player (their own ABR), each MPD through Shaka Player (ABR off, restricted to each
 // representation in turn) and dash.js (its own ABR over each codec family's AdaptationSet).
-// Playback runs at 16x and must reach 'ended' with the clock at the presentation's end, so a
+// Playback runs at 16x (PLAY_RATE) and must reach the element's 'ended' with the clock at the presentation's end, so a
 // player that stalls before the end of a track fails. A codec the browser cannot
 // decode at all (Chromium has no ALAC decoder) is skipped and said so, never counted as played.
 // PLAY_KEYS='{"<kid hex>": "<key hex>", ...}' plays protected packages with the W3C ClearKey CDM
@@ -95,7 +95,7 @@ page.on('pageerror', (e) => console.error('page error:', e.message));
 await page.goto(base + '/');
 
 // In the page: play one source to its end and report the clock.
-const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd, keys, locked }) => {
+const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd, rate, keys, locked }) => {
   const audio = document.createElement('audio');
   // PLAY_END: start seekEnd seconds before the end (the end of a track, cheaply, many times).
   if (seekEnd > 0) {
@@ -112,10 +112,12 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd, key
     };
     // Locked (protected, no key): not playing for 4 s is the pass (at 16x a playing track
     // would have passed 60 s of audio by then; the fixtures are 6.5 to 10.5 s long).
-    const timer = setTimeout(() => (locked && audio.currentTime < 1 ? resolve({ ok: true, locked: true, at: audio.currentTime }) : fail('timeout')), locked ? 4000 : 60000);
-    const ended = (by) => {
+    // The end of a track alone (PLAY_END) has 10 s beyond its own length to end.
+    const limit = locked ? 4000 : seekEnd > 0 ? (seekEnd / rate) * 1000 + 10000 : 60000;
+    const timer = setTimeout(() => (locked && audio.currentTime < 1 ? resolve({ ok: true, locked: true, at: audio.currentTime }) : fail('timeout')), limit);
+    const ended = () => {
       clearTimeout(timer);
-      resolve({ ok: true, currentTime: audio.currentTime, duration: audio.duration, ...(by ? { by } : {}) });
+      resolve({ ok: true, currentTime: audio.currentTime, duration: audio.duration });
     };
     audio.addEventListener('ended', () => (locked ? fail('played to the end without a key') : ended()));
     audio.addEventListener('error', () => (locked ? resolve({ ok: true, locked: true, error: 'media error' }) : fail('media error ' + (audio.error && audio.error.message))));
@@ -131,7 +133,7 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd, key
           if (d.fatal) (locked ? resolve({ ok: true, locked: true, error: `hls.js ${d.details}` }) : fail(`hls.js ${d.type}: ${d.details}`));
         });
         player.on(Hls.Events.MANIFEST_PARSED, () => {
-          audio.playbackRate = 16;
+          audio.playbackRate = rate;
           audio.play().catch((e) => fail('play(): ' + e));
         });
         player.loadSource(url);
@@ -145,12 +147,10 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd, key
           player.setProtectionData({ 'org.w3.clearkey': { clearkeys: Object.fromEntries(Object.entries(keys).map(([k, v]) => [b64url(k), b64url(v)])) } });
         }
         player.on(dashjs.MediaPlayer.events.ERROR, (e) => (locked ? resolve({ ok: true, locked: true, error: 'dash.js error' }) : fail('dash.js ' + JSON.stringify(e.error && (e.error.message || e.error.code) || e.error))));
-        player.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => { audio.playbackRate = 16; });
-        // dash.js also ends playback itself: a 200 ms timer sees the clock at the end of the last
-        // stream, fires PLAYBACK_ENDED and pauses the element, which then never fires 'ended'
-        // (a race with the element's own end, lost now and then on a loaded machine at 16x).
-        // That event is the player's end of playback; the clock is still checked against the end.
-        player.on(dashjs.MediaPlayer.events.PLAYBACK_ENDED, (e) => { if (e.isLast) ended('dash.js playbackEnded'); });
+        player.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, () => { audio.playbackRate = rate; });
+        // No end but the element's own 'ended': dash.js's 200 ms end check, when it sees the
+        // clock past the MPD's end first, seeks back to that end less its seekDurationBackoff
+        // (0.5 s) and pauses there; the playback then fails at the clock where it stopped.
         player.initialize(audio, url, true);
       } else if (kind === 'shaka-hls') {
         shaka.polyfill.installAll();
@@ -159,7 +159,7 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd, key
         player.addEventListener('error', (e) => (locked ? resolve({ ok: true, locked: true, error: 'shaka ' + e.detail.code }) : fail('shaka ' + e.detail.code)));
         if (keys) player.configure({ drm: { clearKeys: keys } });
         await player.load(url);
-        audio.playbackRate = 16;
+        audio.playbackRate = rate;
         await audio.play();
       } else {
         shaka.polyfill.installAll();
@@ -177,7 +177,7 @@ const playInPage = async ({ kind, url, codecs, bandwidth, ids, end, seekEnd, key
         if (!active || active.bandwidth !== bandwidth || active.audioCodec !== codecs) {
           return fail(`shaka picked ${active && active.audioCodec} ${active && active.bandwidth}`);
         }
-        audio.playbackRate = 16;
+        audio.playbackRate = rate;
         await audio.play();
       }
     } catch (e) {
@@ -241,8 +241,11 @@ for (const t of report.tracks) {
 
 // PLAY_END=<s> starts each playback s seconds before its end; PLAY_REPEAT=<n> plays each n times
 // (a stall at the end that comes 1 time in 10 needs many ends, not many whole tracks).
+// PLAY_RATE=<r> plays at r instead of 16x (the end of a track at 1x: a race with the
+// player's own timers that 16x makes rare).
 const seekEnd = Number(process.env.PLAY_END || 0);
-for (const j of jobs) Object.assign(j, { seekEnd, keys: locked ? null : keys, locked });
+const rate = Number(process.env.PLAY_RATE || 16);
+for (const j of jobs) Object.assign(j, { seekEnd, rate, keys: locked ? null : keys, locked });
 const repeat = Number(process.env.PLAY_REPEAT || 1);
 // PLAY_ONLY=<text> plays only the sources whose description contains it (to chase one failure).
 if (process.env.PLAY_ONLY) jobs.splice(0, jobs.length, ...jobs.filter((j) => `${playerName[j.kind]} ${j.what}`.includes(process.env.PLAY_ONLY)));
