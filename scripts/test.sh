@@ -75,8 +75,8 @@ run_tests() {
 }
 phase test run_tests
 
-# The fuzz targets: built (the pipeline without the services: see fuzz/Cargo.toml) and run
-# for 10 s each (a smoke run, four targets). cargo-fuzz wants nightly for sanitizers; RUSTC_BOOTSTRAP lets the stable
+# The fuzz targets: built (the reading and checking half of the library alone, without the
+# `press` feature: see fuzz/Cargo.toml) and run for 10 s each (a smoke run, four targets). cargo-fuzz wants nightly for sanitizers; RUSTC_BOOTSTRAP lets the stable
 # toolchain build libFuzzer's coverage instrumentation.
 fuzz() (
   (cd fuzz && cargo fmt --all -- --check)
