@@ -110,6 +110,17 @@ pub struct Notification {
     pub loudness: Option<NotifiedLoudness>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<NotifiedContent>,
+    /// The release's front cover, each size with its URL (largest first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<Vec<NotifiedCover>>,
+}
+
+/// One size of the front cover in a notification.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NotifiedCover {
+    pub url: Option<String>,
+    pub width: u32,
+    pub height: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -306,6 +317,16 @@ impl Notification {
                 track: t.loudness.clone(),
                 album: t.album_loudness.clone(),
             }),
+            cover: (!t.cover.is_empty()).then(|| {
+                t.cover
+                    .iter()
+                    .map(|c| NotifiedCover {
+                        url: record.url(&c.path),
+                        width: c.width,
+                        height: c.height,
+                    })
+                    .collect()
+            }),
         }
     }
 
@@ -324,6 +345,7 @@ impl Notification {
             renditions: None,
             loudness: None,
             content: None,
+            cover: None,
         }
     }
 

@@ -200,7 +200,47 @@ pub struct Ladder {
     /// The DDEX commercial models that allow each tier (`[deals]`; default: free =
     /// AdvertisementSupportedModel or FreeOfChargeModel, premium and hifi = SubscriptionModel).
     pub deal_models: Vec<(Tier, Vec<String>)>,
+    /// The `[cover]` table: the front cover's floor and the sizes derived from it.
+    pub cover: CoverPolicy,
     pub rungs: Vec<Rung>,
+}
+
+/// A ladder's `[cover]` table.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoverPolicy {
+    /// The smallest side a delivered cover may have (3000: Apple's floor and most
+    /// distributors').
+    #[serde(default = "default_cover_min")]
+    pub min_size: u32,
+    /// The square sizes published, in pixels (never larger than the delivered cover).
+    #[serde(default = "default_cover_sizes")]
+    pub sizes: Vec<u32>,
+    /// JPEG quality of the derived sizes, 1..=100.
+    #[serde(default = "default_cover_quality")]
+    pub quality: u8,
+}
+
+impl Default for CoverPolicy {
+    fn default() -> CoverPolicy {
+        CoverPolicy {
+            min_size: default_cover_min(),
+            sizes: default_cover_sizes(),
+            quality: default_cover_quality(),
+        }
+    }
+}
+
+fn default_cover_min() -> u32 {
+    3000
+}
+
+fn default_cover_sizes() -> Vec<u32> {
+    vec![3000, 1200, 600, 300]
+}
+
+fn default_cover_quality() -> u8 {
+    90
 }
 
 /// A ladder's `[protection]` table.
@@ -268,6 +308,8 @@ struct LadderFile {
     single_file: bool,
     protection: Option<Protection>,
     deals: Option<DealsFile>,
+    #[serde(default)]
+    cover: CoverPolicy,
     #[serde(default)]
     rung: Vec<toml::Spanned<RungFile>>,
 }
@@ -389,6 +431,24 @@ impl Ladder {
                 ),
             });
         }
+        let cover = &file.cover;
+        if !(1..=100).contains(&cover.quality)
+            || cover.sizes.is_empty()
+            || cover
+                .sizes
+                .iter()
+                .any(|&s| !(16..=crate::limits::MAX_COVER_SIDE).contains(&s))
+        {
+            return Err(LadderError::Syntax {
+                path: path.to_owned(),
+                message: format!(
+                    "[cover] sizes = {:?}, quality = {} (expected sizes of 16 to {} pixels, at least one, and a quality of 1 to 100)",
+                    cover.sizes,
+                    cover.quality,
+                    crate::limits::MAX_COVER_SIDE
+                ),
+            });
+        }
         if file.rung.is_empty() {
             return Err(LadderError::Syntax {
                 path: path.to_owned(),
@@ -419,6 +479,7 @@ impl Ladder {
             single_file: file.single_file,
             protection: file.protection,
             deal_models: deal_models(file.deals),
+            cover: file.cover,
             rungs,
         })
     }
@@ -430,6 +491,12 @@ fn check_rung(r: RungFile) -> Result<Rung, String> {
         && r.id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if r.id == crate::layout::COVER_DIR {
+        return Err(format!(
+            "id {:?} is the front cover's folder in a track folder (choose another id)",
+            r.id
+        ));
+    }
     if !id_ok {
         return Err(format!(
             "id {:?} (expected 1 to 32 characters of a-z, 0-9 and '-')",

@@ -68,6 +68,15 @@ pub fn rendition_dir(rendition: &str, version: &str) -> String {
     format!("{rendition}/{version}")
 }
 
+/// The front cover's folder in a track folder (a name no rung may take).
+pub const COVER_DIR: &str = "cover";
+
+/// A derived cover size, relative to the track folder: `cover/<version>/<size>.jpg`, the
+/// version a digest of every size's bytes (immutable, like a rendition's).
+pub fn cover_file(version: &str, size: u32) -> String {
+    format!("{COVER_DIR}/{version}/{size}.jpg")
+}
+
 /// Init segment file name inside a rendition's version folder.
 pub const INIT_FILE: &str = "init.mp4";
 
@@ -135,6 +144,8 @@ pub enum ArtifactKind {
     /// A release's masters and release.json in the fleet's incoming store (content-keyed:
     /// `masters/<job id>/<file name>`).
     Master,
+    /// The front cover's derived sizes (content-keyed, like segments).
+    Artwork,
     /// Init and media segments, or a single-file rendition's track file.
     Segment,
     MediaPlaylist,
@@ -145,7 +156,8 @@ pub enum ArtifactKind {
 
 impl ArtifactKind {
     /// Upload phases, in order: a reader never sees a manifest naming a missing object.
-    pub const ORDER: [ArtifactKind; 4] = [
+    pub const ORDER: [ArtifactKind; 5] = [
+        ArtifactKind::Artwork,
         ArtifactKind::Segment,
         ArtifactKind::MediaPlaylist,
         ArtifactKind::EntryManifest,
@@ -156,7 +168,10 @@ impl ArtifactKind {
     pub fn is_immutable(self) -> bool {
         matches!(
             self,
-            ArtifactKind::Master | ArtifactKind::Segment | ArtifactKind::MediaPlaylist
+            ArtifactKind::Master
+                | ArtifactKind::Artwork
+                | ArtifactKind::Segment
+                | ArtifactKind::MediaPlaylist
         )
     }
 }
@@ -168,6 +183,7 @@ pub fn content_type(key: &str) -> &'static str {
         Some("mpd") => "application/dash+xml",
         Some("mp4" | "m4s") => "audio/mp4",
         Some("json") => "application/json",
+        Some("jpg") => "image/jpeg",
         _ => "application/octet-stream",
     }
 }

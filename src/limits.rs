@@ -24,3 +24,9 @@ pub const WHAT_CHANNELS: &str = "channel count";
 pub const MAX_XML_BYTES: u64 = 16 * 1024 * 1024;
 pub const MAX_XML_DEPTH: usize = 64;
 pub const MAX_XML_ELEMENTS: usize = 200_000;
+
+/// A front cover: most bytes, most pixels and longest side (a 3000 x 3000 JPEG is a few MB;
+/// a PNG bomb declares billions of pixels in a few KB, refused before it is decoded).
+pub const MAX_COVER_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_COVER_PIXELS: u64 = 10_000 * 10_000;
+pub const MAX_COVER_SIDE: u32 = 20_000;

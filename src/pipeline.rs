@@ -143,6 +143,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
                 metadata: None,
                 writes_output: true,
                 measured: opts.measured.clone(),
+                cover_min_size: Some(opts.ladder.cover.min_size),
             },
         )
     });
@@ -233,6 +234,23 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
             availability,
         });
     }
+    // Each release's front cover in the sizes a catalog serves (checked at validation).
+    let artwork = release
+        .albums
+        .iter()
+        .map(|album| {
+            let Some(cover) = album.as_ref().and_then(|m| m.cover.as_ref()) else {
+                return Ok(None);
+            };
+            package::artwork::derive(cover, &opts.ladder.cover)
+                .map(Some)
+                .map_err(|message| Error::Input {
+                    path: cover.clone(),
+                    message: format!("the front cover cannot be resized: {message}"),
+                    fix: "export the cover again as a baseline JPEG or a PNG",
+                })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     let programmes = &release.programmes;
     progress.run_started(planned.len());
 
@@ -260,7 +278,8 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
             .map(|(index, t)| {
                 let track = &planned[*index];
                 let album = release.albums[track.source.album].as_ref();
-                write_manifests(track, t, &staging, album, opts)
+                let cover = artwork[track.source.album].as_ref();
+                write_manifests(track, t, &staging, album, cover, opts)
             })
             .collect::<Result<Vec<_>, Error>>()?;
         publish_staged(&staging, &opts.out, &reports)?;
@@ -358,6 +377,7 @@ fn write_manifests(
     track: &EncodedTrack<PackagedRendition>,
     staging: &Path,
     album: Option<&ReleaseMetadata>,
+    cover: Option<&package::artwork::Artwork>,
     opts: &RunOptions,
 ) -> Result<TrackReport, Error> {
     let id = &planned.source.id;
@@ -395,12 +415,29 @@ fn write_manifests(
         report.offline = p.offline.clone();
     }
     report.availability = planned.availability.clone();
-    // The record's URLs: the entry manifests' and its own (what players and the catalog
-    // fetch at stable keys).
+    for (rel, image) in cover.iter().flat_map(|a| a.files()) {
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|source| Error::Output {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        write(&rel, &image.jpeg)?;
+        report.cover.push(package::artwork::CoverImage {
+            path: layout::track_key(id, &rel),
+            width: image.size,
+            height: image.size,
+            bytes: image.jpeg.len() as u64,
+        });
+    }
+    // The record's URLs: the entry manifests', the cover's and its own (what players and the
+    // catalog fetch).
     let urls = match opts.served_at {
         Some(url) => entries
             .iter()
             .map(|e| layout::track_key(id, &e.path))
+            .chain(report.cover.iter().map(|c| c.path.clone()))
             .chain([report.catalog.clone()])
             .map(|key| {
                 let at = url(&key);
@@ -510,7 +547,7 @@ pub fn publish(
         })?;
         let urls: BTreeMap<String, String> = artifacts
             .iter()
-            .filter(|a| !a.kind.is_immutable())
+            .filter(|a| !a.kind.is_immutable() || a.kind == layout::ArtifactKind::Artwork)
             .map(|a| {
                 let url = publish::object_url(opts.public_url.as_deref(), store, &a.key);
                 (a.key.clone(), url)

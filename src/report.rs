@@ -95,6 +95,10 @@ pub struct TrackReport {
     /// release's deals (empty for release.json, which says nothing of deals).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub availability: Vec<crate::ingest::ddex::TierAvailability>,
+    /// The release's front cover in the sizes a catalog serves (`package::artwork`), largest
+    /// first; empty when the release has no cover.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cover: Vec<crate::package::artwork::CoverImage>,
     /// The track's catalog record (`catalog::CatalogRecord`).
     pub catalog: String,
     pub renditions: Vec<RenditionReport>,
@@ -222,6 +226,7 @@ pub fn track_report(
         mpds,
         offline: Vec::new(),
         availability: Vec::new(),
+        cover: Vec::new(),
         catalog: under(layout::CATALOG_RECORD),
         renditions,
         publish: None,
@@ -275,6 +280,9 @@ impl TrackReport {
             Ok(Artifact::new(key.to_string(), root.join(key), kind))
         };
         let mut out = Vec::new();
+        for c in &self.cover {
+            out.push(artifact(&c.path, ArtifactKind::Artwork)?);
+        }
         let mut playlists = Vec::new();
         for r in &self.renditions {
             let (dir, _) = r

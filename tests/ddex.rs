@@ -286,20 +286,58 @@ fn a_purge_release_message_takes_every_track_of_the_release_down() {
         index["tracks"],
         serde_json::json!(["qzes62600101", "qzes62600102"])
     );
+    // An updated message whose deals no longer allow free (the ad-supported deal is gone),
+    // published over it: free's entry manifests and its rungs' folders are withdrawn, the
+    // other tiers stay.
+    let first = report(&out);
+    let free_rungs: std::collections::BTreeSet<String> = renditions(&first)
+        .into_iter()
+        .filter(|(_, _, r)| r["tier"] == "free")
+        .map(|(_, _, r)| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!free_rungs.is_empty());
+    let update = batch("purge-update", &[SUBSCRIPTION_WORLDWIDE], |x| x);
+    let updated = run_once("ddex-purge-update", &[update.to_str().unwrap()]);
+    let published = update.join("published.json");
+    let o = pressing(&[
+        "publish",
+        updated.to_str().unwrap(),
+        store.to_str().unwrap(),
+        "--report",
+        published.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p: Value = serde_json::from_slice(&std::fs::read(&published).unwrap()).unwrap();
+    let mut withdrawn = 0;
+    for t in p["tracks"].as_array().unwrap() {
+        withdrawn += t["publish"]["withdrawn"].as_u64().unwrap();
+    }
+    let mut kept = 0;
+    for track in ["qzes62600101", "qzes62600102"] {
+        for f in files_named(&store.join(track), |_| true) {
+            let rel = f
+                .strip_prefix(store.join(track))
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            assert!(
+                !rel.starts_with("free"),
+                "{track}/{rel} left after free was withdrawn"
+            );
+            let folder = rel.split('/').next().unwrap();
+            assert!(
+                !free_rungs.contains(folder),
+                "{track}/{rel}: a free rung left"
+            );
+            kept += 1;
+        }
+        assert!(store.join(track).join("premium.mpd").is_file());
+        assert!(store.join(track).join("hifi.m3u8").is_file());
+    }
+    assert!(withdrawn >= 8, "{withdrawn} objects withdrawn");
     let purge = |name: &str, id: &str| {
         let path = dir.join(name);
-        std::fs::write(
-            &path,
-            format!(
-                r#"<?xml version="1.0" encoding="UTF-8"?>
-<ern:PurgeReleaseMessage xmlns:ern="http://ddex.net/xml/ern/43" LanguageAndScriptCode="en" AvsVersionId="4.3">
-  <MessageHeader><MessageId>PURGE-1</MessageId><MessageSender><PartyId>PADPIDA2014021302H</PartyId></MessageSender><MessageRecipient><PartyId>PADPIDA2024072201A</PartyId></MessageRecipient><MessageCreatedDateTime>2026-12-06T10:00:00+00:00</MessageCreatedDateTime></MessageHeader>
-  <PurgedRelease><ReleaseId>{id}</ReleaseId></PurgedRelease>
-</ern:PurgeReleaseMessage>
-"#
-            ),
-        )
-        .unwrap();
+        std::fs::write(&path, purge_message(id)).unwrap();
         path
     };
     // A purge that names the release by GRid alone: refused, nothing taken down.
@@ -326,7 +364,8 @@ fn a_purge_release_message_takes_every_track_of_the_release_down() {
     let left = files_named(&store, |_| true);
     assert!(left.is_empty(), "left after the purge: {left:?}");
     println!(
-        "a PurgeReleaseMessage took down 2 tracks and the release index; a GRid-only purge refused"
+        "an update without the ad-supported deal withdrew {withdrawn} objects of free ({} rungs) and kept {kept}; a PurgeReleaseMessage took down 2 tracks and the release index; a GRid-only purge refused",
+        free_rungs.len()
     );
 }
 
@@ -384,4 +423,312 @@ fn release_json_deals_decide_tiers_like_ddex_ones() {
         .expect("territory");
     assert_eq!(bad["location"], "deals[0]");
     println!("a release.json's deals: 3 tracks without free rungs, availability in GB and US; a bad territory refused at deals[0]");
+}
+
+/// The colours of a test cover's quadrants (top left, top right, bottom left, bottom right).
+const QUADRANTS: [[u8; 3]; 4] = [[200, 30, 30], [30, 200, 30], [30, 30, 200], [240, 240, 240]];
+
+/// A cover of four coloured quadrants, `w` x `h` pixels.
+fn quadrants(w: u32, h: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb(QUADRANTS[usize::from(x >= w / 2) + 2 * usize::from(y >= h / 2)])
+    })
+}
+
+/// A PNG whose header declares `side` x `side` pixels and holds none: a decompression bomb's
+/// shape, a few dozen bytes.
+fn png_bomb(side: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in bytes {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        let body: Vec<u8> = kind.iter().chain(data).copied().collect();
+        c.extend(&body);
+        c.extend(crc32(&body).to_be_bytes());
+        c
+    };
+    let mut ihdr = side.to_be_bytes().to_vec();
+    ihdr.extend(side.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+/// The derived sizes of a track's report: each file decodes as an RGB JPEG of its size whose
+/// quadrants keep their colours; returns (sizes, version folder).
+fn check_cover_sizes(out: &Path, t: &Value) -> (Vec<u64>, String) {
+    let cover = t["cover"].as_array().expect("a cover");
+    let mut sizes = Vec::new();
+    let mut versions = std::collections::BTreeSet::new();
+    for c in cover {
+        let path = out.join(c["path"].as_str().unwrap());
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, c["bytes"].as_u64().unwrap());
+        assert_eq!(
+            image::guess_format(&bytes).unwrap(),
+            image::ImageFormat::Jpeg
+        );
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!(img.color(), image::ColorType::Rgb8, "{path:?}");
+        let side = c["width"].as_u64().unwrap() as u32;
+        assert_eq!((img.width(), img.height()), (side, side), "{path:?}");
+        assert_eq!(c["height"], c["width"]);
+        let img = img.to_rgb8();
+        for (q, want) in QUADRANTS.iter().enumerate() {
+            let (x, y) = (
+                side / 4 + side / 2 * (q as u32 % 2),
+                side / 4 + side / 2 * (q as u32 / 2),
+            );
+            let got = img.get_pixel(x, y).0;
+            for ch in 0..3 {
+                assert!(
+                    got[ch].abs_diff(want[ch]) <= 10,
+                    "{path:?} quadrant {q}: {got:?}, expected {want:?}"
+                );
+            }
+        }
+        let rel = c["path"].as_str().unwrap();
+        let parts: Vec<&str> = rel.split('/').collect();
+        assert_eq!(
+            (parts[1], parts[3]),
+            ("cover", format!("{side}.jpg").as_str())
+        );
+        versions.insert(parts[2].to_string());
+        sizes.push(u64::from(side));
+    }
+    assert_eq!(versions.len(), 1, "one version folder: {versions:?}");
+    (sizes, versions.into_iter().next().unwrap())
+}
+
+/// A release folder of the fixtures' album (release.json and its three masters).
+fn album_folder(name: &str) -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("covers")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        "release.json",
+        "01-cd-stereo.wav",
+        "02-hires.flac",
+        "03-mono.aiff",
+    ] {
+        std::fs::copy(root().join("fixtures/album").join(f), dir.join(f)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_front_cover_is_checked_and_published_in_the_sizes_a_catalog_serves() {
+    let mut checked = 0;
+    // DDEX: a 3000 x 3000 PNG, FrontCoverImage linked from the top-level ResourceGroup.
+    let src = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cover-3000.png");
+    quadrants(3000, 3000).save(&src).unwrap();
+    let sha = sha256(&src);
+    let dir = batch("cover", &[SUBSCRIPTION_WORLDWIDE], |x| {
+        add_cover(x, "resources/cover.png", &sha)
+    });
+    std::fs::copy(&src, dir.join("resources/cover.png")).unwrap();
+    let (code, findings) = validate(&dir);
+    assert_eq!(code, 0, "{findings:?}");
+    let out = run_once("ddex-cover", &[dir.to_str().unwrap()]);
+    let index = report(&out);
+    let mut versions = Vec::new();
+    for t in index["tracks"].as_array().unwrap() {
+        let (sizes, version) = check_cover_sizes(&out, t);
+        assert_eq!(sizes, [3000, 1200, 600, 300]);
+        versions.push(version);
+        let record: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(t["catalog"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(record["cover"], t["cover"]);
+        checked += sizes.len();
+    }
+    // Both tracks carry the same bytes (content-keyed: one version).
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0], versions[1]);
+    // The message's HashSum of the cover is checked too.
+    let dir = batch("cover-hash", &[SUBSCRIPTION_WORLDWIDE], |x| {
+        add_cover(x, "resources/cover.png", &"0".repeat(64))
+    });
+    std::fs::copy(&src, dir.join("resources/cover.png")).unwrap();
+    let (code, findings) = validate(&dir);
+    assert_eq!(code, 65);
+    assert!(
+        findings.iter().any(|f| f["code"] == "ddex.hash"
+            && f["location"]
+                .as_str()
+                .is_some_and(|l| l.ends_with("TechnicalDetails/File/HashSum"))),
+        "{findings:?}"
+    );
+
+    // release.json with cover.jpg beside it, larger than 3000: every size is a reduction.
+    let dir = album_folder("json-3200");
+    quadrants(3200, 3200).save(dir.join("cover.jpg")).unwrap();
+    let out = run_once("cover-json-3200", &[dir.to_str().unwrap()]);
+    for t in report(&out)["tracks"].as_array().unwrap() {
+        let (sizes, _) = check_cover_sizes(&out, t);
+        assert_eq!(sizes, [3000, 1200, 600, 300]);
+        checked += sizes.len();
+    }
+    // A ladder whose floor is 1000: a 1500 cover gives the sizes below it, none upscaled.
+    let dir = album_folder("json-1500");
+    quadrants(1500, 1500).save(dir.join("cover.png")).unwrap();
+    let ladder = dir.join("ladder.toml");
+    let text = std::fs::read_to_string(root().join("ladders/music.toml")).unwrap();
+    std::fs::write(&ladder, format!("{text}\n[cover]\nmin_size = 1000\n")).unwrap();
+    let out = run_once(
+        "cover-json-1500",
+        &[dir.to_str().unwrap(), "--ladder", ladder.to_str().unwrap()],
+    );
+    for t in report(&out)["tracks"].as_array().unwrap() {
+        let (sizes, _) = check_cover_sizes(&out, t);
+        assert_eq!(sizes, [1200, 600, 300]);
+        checked += sizes.len();
+    }
+    // Without --ladder, validate holds the 1500 cover to the default floor.
+    let (code, findings) = validate(&dir);
+    assert_eq!(code, 65);
+    assert!(findings.iter().any(|f| f["code"] == "cover.too-small"));
+
+    // Bad covers: each refused by validate with its code, naming the cover's file.
+    let mut truncated = Vec::new();
+    quadrants(3000, 3000)
+        .write_to(
+            &mut std::io::Cursor::new(&mut truncated),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    truncated.truncate(truncated.len() / 2);
+    let mut not_square = Vec::new();
+    quadrants(3000, 2990)
+        .write_to(
+            &mut std::io::Cursor::new(&mut not_square),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    let mut small = Vec::new();
+    quadrants(1000, 1000)
+        .write_to(
+            &mut std::io::Cursor::new(&mut small),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    let cmyk = std::fs::read(root().join("tests/data/cover-cmyk.jpg")).unwrap();
+    // (case, files written beside release.json, the code it must produce)
+    type Case<'a> = (&'a str, Vec<(&'a str, Vec<u8>)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "not-square",
+            vec![("cover.png", not_square)],
+            "cover.not-square",
+        ),
+        (
+            "too-small",
+            vec![("cover.png", small.clone())],
+            "cover.too-small",
+        ),
+        ("cmyk", vec![("cover.jpg", cmyk)], "cover.cmyk"),
+        (
+            "bomb",
+            vec![("cover.png", png_bomb(100_000))],
+            "cover.limit-pixels",
+        ),
+        (
+            "gif",
+            vec![("cover.png", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec())],
+            "cover.format",
+        ),
+        ("truncated", vec![("cover.png", truncated)], "cover.decode"),
+        (
+            "two-files",
+            vec![("cover.jpg", small.clone()), ("cover.png", small)],
+            "cover.two-files",
+        ),
+    ];
+    for (name, files, code_wanted) in &cases {
+        let dir = album_folder(name);
+        for (file, bytes) in files {
+            std::fs::write(dir.join(file), bytes).unwrap();
+        }
+        let (code, findings) = validate(&dir);
+        assert_eq!(code, 65, "{name}: {findings:?}");
+        let f = findings
+            .iter()
+            .find(|f| f["code"] == *code_wanted)
+            .unwrap_or_else(|| panic!("{name}: no {code_wanted} in {findings:?}"));
+        assert!(
+            f["file"].as_str().unwrap().contains("cover."),
+            "{name}: {f}"
+        );
+        assert!(!f["fix"].as_str().unwrap().is_empty());
+        checked += 1;
+    }
+    println!(
+        "covers: {checked} checks (derived sizes decoded as RGB JPEGs with their quadrants' colours, {} bad covers refused with their codes)",
+        cases.len()
+    );
+}
+
+/// A single (one SoundRecording, `ReleaseType` Single, one disc) whose one deal starts in the
+/// future: pressed now, its tiers available from the deal's start (the window says when).
+#[test]
+fn a_single_with_a_future_window_is_pressed_with_its_window() {
+    const LATER: DealSpec = (
+        "SubscriptionModel",
+        &["OnDemandStream"],
+        &["Worldwide"],
+        &[],
+        "2099-01-01",
+        None,
+    );
+    let dir = batch("single", &[LATER], |x| {
+        // Only the first recording, on one disc.
+        let second = x.find("<SoundRecording>").and_then(|a| {
+            let b = x[a + 1..].find("<SoundRecording>")? + a + 1;
+            let end = x[b..].find("</SoundRecording>")? + b + "</SoundRecording>".len();
+            Some((b, end))
+        });
+        let (b, end) = second.expect("two recordings");
+        let mut x = format!("{}{}", &x[..b], &x[end..]);
+        let disc2 = x
+            .find(r#"<ResourceGroup ResourceGroupType="Component"><SequenceNumber>2"#)
+            .expect("disc 2");
+        let end = x[disc2..].find("</ResourceGroup>").unwrap() + disc2 + "</ResourceGroup>".len();
+        x.replace_range(disc2..end, "");
+        x.replace(
+            "<ReleaseType>Album</ReleaseType>",
+            "<ReleaseType>Single</ReleaseType>",
+        )
+    });
+    std::fs::remove_file(dir.join("resources/A2.flac")).unwrap();
+    let (code, findings) = validate(&dir);
+    assert_eq!(code, 0, "{findings:?}");
+    let out = run_once("ddex-single", &[dir.to_str().unwrap()]);
+    let index = report(&out);
+    let tracks = index["tracks"].as_array().unwrap();
+    assert_eq!(tracks.len(), 1);
+    let a = tracks[0]["availability"].as_array().unwrap();
+    let tiers: Vec<&str> = a.iter().map(|x| x["tier"].as_str().unwrap()).collect();
+    assert_eq!(tiers, ["premium", "hifi"]);
+    for x in a {
+        assert_eq!(x["start"], "2099-01-01");
+        assert!(x["end"].is_null());
+    }
+    println!("a single with a deal from 2099-01-01: 1 track, premium and hifi from that date");
 }

@@ -52,6 +52,7 @@ fn job(id: &str, priority: Priority) -> Job {
         submitted_ms: fleet::now_ms(),
         measured: None,
         attempts_before: 0,
+        takedown: None,
     }
 }
 
@@ -1285,7 +1286,13 @@ fn decrypts_to_its_clear_twin(
 fn a_ddex_release_presses_in_the_fleet_like_run_and_publish() {
     use common::ddex::*;
     let dir = tmp("ddex-fleet");
-    let release = batch("fleet", &[SUBSCRIPTION_WORLDWIDE, ADS_GB_FR], |x| x);
+    // With a front cover, which travels with the masters.
+    let cover = dir.join("cover.png");
+    let sha = write_cover(&cover, 3000);
+    let release = batch("fleet", &[SUBSCRIPTION_WORLDWIDE, ADS_GB_FR], |x| {
+        add_cover(x, "resources/cover.png", &sha)
+    });
+    std::fs::copy(&cover, release.join("resources/cover.png")).unwrap();
     let release = release.to_str().unwrap();
     let pkg = dir.join("package");
     let pkg = pkg.to_str().unwrap();
@@ -1308,7 +1315,8 @@ fn a_ddex_release_presses_in_the_fleet_like_run_and_publish() {
     assert!(
         uploaded.keys().any(|k| k.ends_with("/ern.xml"))
             && uploaded.keys().any(|k| k.ends_with("/resources/A1.wav"))
-            && uploaded.keys().any(|k| k.ends_with("/resources/A2.flac")),
+            && uploaded.keys().any(|k| k.ends_with("/resources/A2.flac"))
+            && uploaded.keys().any(|k| k.ends_with("/resources/cover.png")),
         "{:?}",
         uploaded.keys().collect::<Vec<_>>()
     );
@@ -1317,8 +1325,9 @@ fn a_ddex_release_presses_in_the_fleet_like_run_and_publish() {
     wait_for("the DDEX job published", Duration::from_secs(300), || {
         all_published(&queue, std::slice::from_ref(&id))
     });
-    assert!(sigterm(&mut w).success());
     let (got, want) = (files(&out), files(&store));
+    let covers = got.keys().filter(|k| k.contains("/cover/")).count();
+    assert_eq!(covers, 8, "4 sizes of the cover in each of 2 tracks");
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>()
@@ -1344,5 +1353,46 @@ fn a_ddex_release_presses_in_the_fleet_like_run_and_publish() {
     }
     let notified = catalog.received();
     assert_eq!(notified.len(), 2, "one notification per track");
-    eprintln!("DDEX fleet: {same} objects as run + publish, 2 notifications");
+    // Each announces the cover's four sizes, at their URLs, and holds to the schema.
+    let schema = common::servers::notification_schema();
+    for n in &notified {
+        assert!(schema.is_valid(&n.body), "{}", n.body);
+        let sizes: Vec<u64> = n.body["cover"]
+            .as_array()
+            .expect("a cover")
+            .iter()
+            .map(|c| {
+                let url = c["url"].as_str().unwrap();
+                let key = url.rsplit_once("/cover/").map(|(_, k)| k).unwrap();
+                assert!(
+                    got.keys().any(|k| k.ends_with(&format!("/cover/{key}"))),
+                    "{url}"
+                );
+                c["width"].as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(sizes, [3000, 1200, 600, 300]);
+    }
+    // A PurgeReleaseMessage given to submit: a takedown job the worker carries out as
+    // `unpublish --ddex` does (every track, then the release index; a notification each).
+    let purge = dir.join("purge.xml");
+    std::fs::write(&purge, purge_message("<ICPN>5012345678900</ICPN>")).unwrap();
+    let o = run_ok(&[
+        "submit",
+        purge.to_str().unwrap(),
+        "--queue",
+        &queue,
+        "--store",
+        incoming.to_str().unwrap(),
+    ]);
+    let takedown = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    wait_for("the takedown job done", Duration::from_secs(120), || {
+        all_published(&queue, std::slice::from_ref(&takedown))
+    });
+    assert!(sigterm(&mut w).success());
+    let left: Vec<String> = files(&out).into_keys().collect();
+    assert!(left.is_empty(), "left after the takedown job: {left:?}");
+    let notified = catalog.received();
+    assert_eq!(notified.len(), 4, "and one takedown notification per track");
+    eprintln!("DDEX fleet: {same} objects as run + publish ({covers} cover sizes), 2 notifications; a submitted purge took the release down (2 more)");
 }

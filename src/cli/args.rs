@@ -142,6 +142,9 @@ pub struct ValidateArgs {
     /// Accept lossy masters with a warning.
     #[arg(long)]
     pub allow_lossy: bool,
+    /// The ladder `run` will use: its `[cover] min_size` is the cover's floor.
+    #[arg(long, default_value = "music")]
+    pub ladder: String,
 }
 
 #[derive(clap::Args)]

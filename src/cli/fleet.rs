@@ -120,7 +120,9 @@ pub struct StatusArgs {
 }
 
 /// `{"jobs": [{"id", "track", "state", …}]}`: one entry per track. A release is the unit of
-/// work, so the tracks of one release share its job id and state.
+/// work, so the tracks of one release share its job id and state. A takedown job (a DDEX purge:
+/// its tracks are the ones the store's release index lists when it runs) is one entry with
+/// `"track": null`.
 #[derive(serde::Serialize)]
 struct JobsJson<'a> {
     jobs: Vec<JobLine<'a>>,
@@ -144,14 +146,19 @@ struct JobLine<'a> {
     message: Option<&'a str>,
     submitted_ms: u64,
     updated_ms: u64,
-    track: &'a str,
+    track: Option<&'a str>,
 }
 
 fn jobs_json(statuses: &[JobStatus]) -> JobsJson<'_> {
     let jobs = statuses
         .iter()
         .flat_map(|s| {
-            s.tracks.iter().map(move |track| JobLine {
+            let tracks: Vec<Option<&str>> = if s.tracks.is_empty() {
+                vec![None]
+            } else {
+                s.tracks.iter().map(|t| Some(t.as_str())).collect()
+            };
+            tracks.into_iter().map(move |track| JobLine {
                 id: &s.id,
                 release: &s.release,
                 state: s.state,

@@ -25,12 +25,17 @@ use super::stores::{self, PublishArgs};
 use super::{data_exit, fail, json_out};
 
 pub fn validate(args: ValidateArgs) -> ExitCode {
+    let ladder = match Ladder::load(&args.ladder) {
+        Ok(l) => l,
+        Err(e) => return fail(&pressing::Error::from(e)),
+    };
     let opts = ValidateOptions {
         allow_lossy: args.allow_lossy,
         all_gapless: false,
         metadata: args.metadata,
         writes_output: false,
         measured: None,
+        cover_min_size: Some(ladder.cover.min_size),
     };
     let (_, report) = pressing::ingest::validate::validate(&args.inputs, opts);
     if args.json {

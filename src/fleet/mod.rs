@@ -107,6 +107,11 @@ pub struct Job {
     /// attempts of its earlier message.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts_before: u32,
+    /// A takedown (a DDEX `PurgeReleaseMessage` given to submit): the ICPN of the release
+    /// whose every published track the worker unpublishes, as `pressing unpublish --ddex`
+    /// does; its one file is the message, kept in the incoming store as the record of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takedown: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

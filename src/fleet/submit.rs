@@ -59,6 +59,9 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
 /// Validate one release (a folder or a bare master) and describe it as a job, with the
 /// local file of each of its files.
 pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>), Error> {
+    if let Some(job) = takedown(input, opts)? {
+        return Ok((job, vec![input.to_path_buf()]));
+    }
     let (release, validation) = validate(
         &[input.to_path_buf()],
         ValidateOptions {
@@ -67,6 +70,7 @@ pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>)
             metadata: None,
             writes_output: true,
             measured: None,
+            cover_min_size: Some(opts.ladder.cover.min_size),
         },
     );
     if validation.has_errors() {
@@ -84,6 +88,16 @@ pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>)
             crate::ingest::validate::ern_messages(input)
                 .into_iter()
                 .take(1),
+        );
+    }
+    // The front cover (cover.jpg beside release.json, or the ERN's FrontCoverImage).
+    if folder {
+        paths.extend(
+            release
+                .albums
+                .iter()
+                .flatten()
+                .filter_map(|a| a.cover.clone()),
         );
     }
     // Every file hashed at once, a core each.
@@ -142,6 +156,7 @@ pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>)
         submitted_ms: now_ms(),
         measured: Measured::of(&validation).map(|m| JobMeasurements::new(&m)),
         attempts_before: 0,
+        takedown: None,
     };
     Ok((job, paths))
 }
@@ -222,4 +237,71 @@ pub fn submit(
         });
     }
     Ok(out)
+}
+
+/// A DDEX `PurgeReleaseMessage` given to submit: a takedown job for the release it names
+/// (`None`: the input is a release, not a purge).
+fn takedown(input: &Path, opts: &SubmitOptions) -> Result<Option<Job>, Error> {
+    let is_xml = input.is_file()
+        && input
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("xml"));
+    if !is_xml {
+        return Ok(None);
+    }
+    let io = |e: std::io::Error| Error::Input {
+        path: input.to_path_buf(),
+        message: format!("cannot read: {e}"),
+        fix: "check the file's permissions",
+    };
+    let text = std::fs::read_to_string(input).map_err(io)?;
+    if !text.contains("PurgeReleaseMessage") {
+        return Ok(None);
+    }
+    let icpn = crate::ingest::ddex::read_purge(input, &text).map_err(|f| {
+        Error::Rejected(Box::new(crate::ingest::validate::ValidationReport {
+            errors: 1,
+            warnings: 0,
+            tracks: Vec::new(),
+            albums: Vec::new(),
+            findings: vec![*f],
+        }))
+    })?;
+    let sha256 = file_sha256(input).map_err(io)?;
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "purge.xml".into());
+    let mut id = Sha256::new();
+    for part in [
+        b"pressing-takedown-1\0".as_slice(),
+        icpn.as_bytes(),
+        b"\0",
+        sha256.as_bytes(),
+    ] {
+        id.update(part);
+    }
+    let id = hex(&id.finalize())[..JOB_ID_DIGITS].to_string();
+    let size = std::fs::metadata(input).map_err(io)?.len();
+    Ok(Some(Job {
+        files: vec![JobFile {
+            key: layout::master_key(&id, &name),
+            name,
+            size,
+            sha256,
+        }],
+        id,
+        release: layout::upc_of(&icpn).to_string(),
+        tracks: Vec::new(),
+        folder: false,
+        ladder_name: opts.ladder_name.to_string(),
+        ladder: opts.ladder.text.clone(),
+        gapless: false,
+        allow_lossy: false,
+        priority: opts.priority,
+        submitted_ms: now_ms(),
+        measured: None,
+        attempts_before: 0,
+        takedown: Some(icpn),
+    }))
 }

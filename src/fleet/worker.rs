@@ -317,6 +317,26 @@ fn press_steps(
     metrics: &Metrics,
     grace_over: &GraceOver,
 ) -> Result<bool, Error> {
+    // A takedown: every published track of the release, as `unpublish --ddex` (entry
+    // manifests first, then the rest, then a track.unpublished notification each).
+    if let Some(icpn) = &job.takedown {
+        let started = Instant::now();
+        let done = pipeline::unpublish_release(icpn, services.out, services.notifier)?;
+        add_millis(&metrics.publish_millis, started);
+        tracing::info!(
+            "took down {} track(s) of release {icpn}",
+            done.iter().filter(|(_, r)| r.is_some()).count()
+        );
+        if let Some((track, _)) = done
+            .iter()
+            .find(|(_, r)| r.as_ref().is_some_and(|r| r.notification.rejected()))
+        {
+            return Err(Error::CatalogRejected {
+                track: track.clone(),
+            });
+        }
+        return Ok(true);
+    }
     let bytes: u64 = job.files.iter().map(|f| f.size).sum();
     if bytes > opts.scratch_limit {
         return Err(Error::Input {

@@ -722,10 +722,40 @@ pub fn check_ern(file: &Path, text: &str, dir: &Path, masters: &[PathBuf]) -> (E
     if let Some(r) = &cover_ref {
         match images.get(r.as_str()) {
             Some(img) => {
-                let uri = img
-                    .first("TechnicalDetails")
-                    .and_then(|t| t.text_at("File/URI"));
-                ern.cover = uri.map(|u| dir.join(u));
+                let file = img.first("TechnicalDetails").and_then(|t| t.first("File"));
+                let at = format!("ResourceList/Image[ResourceReference={r}]/TechnicalDetails/File");
+                match file.and_then(|f| f.text_at("URI")) {
+                    // Inside the release folder, as every delivery file.
+                    Some(u)
+                        if !Path::new(u).is_absolute()
+                            && Path::new(u)
+                                .components()
+                                .all(|c| matches!(c, std::path::Component::Normal(_))) =>
+                    {
+                        if let Some(h) = file.and_then(|f| f.first("HashSum")) {
+                            check_hash(
+                                &dir.join(u),
+                                h.text_at("Algorithm").unwrap_or(""),
+                                h.text_at("HashSumValue").unwrap_or(""),
+                                &format!("{at}/HashSum"),
+                                &mut err,
+                            );
+                        }
+                        ern.cover = Some(dir.join(u));
+                    }
+                    Some(u) => err(
+                        "ddex.uri",
+                        format!("{at}/URI"),
+                        format!("{u:?} leaves the release folder"),
+                        "give the cover's path relative to the message's folder (resources/cover.jpg)",
+                    ),
+                    None => err(
+                        "ddex.missing",
+                        format!("{at}/URI"),
+                        "the front cover Image has no TechnicalDetails/File/URI".into(),
+                        "give the cover file's relative URI",
+                    ),
+                }
             }
             None => err(
                 "ddex.reference",

@@ -17,6 +17,7 @@ use symphonia::core::meta::MetadataOptions;
 use crate::limits;
 
 pub mod analysis;
+pub mod cover;
 pub mod ddex;
 pub mod findings;
 pub mod metadata;

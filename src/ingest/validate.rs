@@ -39,6 +39,9 @@ pub struct ValidateOptions {
     /// submit's): each master's header is still checked, but it is not decoded again.
     /// Ignored unless it covers every track.
     pub measured: Option<Arc<Measured>>,
+    /// The smallest side a front cover may have (the ladder's `[cover] min_size`; `None`:
+    /// the default ladder's, 3000).
+    pub cover_min_size: Option<u32>,
 }
 
 /// A decode pass's results for a release, to be reused by a later validation of the same
@@ -254,7 +257,9 @@ fn release_tracks(
         meta.cover = ern.cover;
         (meta, found)
     } else {
-        metadata::check_release(json, text, dir, masters)
+        let (mut meta, found) = metadata::check_release(json, text, dir, masters);
+        meta.cover = super::cover::beside(dir, findings);
+        (meta, found)
     };
     findings.append(&mut found);
     let tracks = meta
@@ -313,6 +318,12 @@ fn finish(
 
     for p in &programmes {
         check_gapless(p, &tracks, &decoded, &mut findings);
+    }
+    let min_size = opts
+        .cover_min_size
+        .unwrap_or_else(|| crate::ladder::CoverPolicy::default().min_size);
+    for cover in metadata.iter().flatten().filter_map(|m| m.cover.as_ref()) {
+        findings.extend(super::cover::check(cover, min_size).1);
     }
     for (a, album) in albums.iter_mut().enumerate() {
         if let Some(m) = &measured {

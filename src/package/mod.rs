@@ -6,6 +6,7 @@
 //! the files of a rendition. Box bytes come from the pure writers in `boxes`; manifests are
 //! written elsewhere (`manifest`) from the neutral [`PackagedRendition`] this returns.
 
+pub mod artwork;
 pub mod boxes;
 
 use std::fs;

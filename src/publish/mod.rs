@@ -339,6 +339,11 @@ pub struct PublishReport {
     pub urls: BTreeMap<String, String>,
     /// Objects of older versions deleted (`--prune`).
     pub pruned: u64,
+    /// Objects of what the package no longer holds, deleted: the entry manifests of a tier
+    /// an updated release no longer allows (DDEX deals ended or changed), and the folders of
+    /// rungs (or the cover) the package no longer has.
+    #[serde(default)]
+    pub withdrawn: u64,
     pub notification: NotificationReport,
 }
 
@@ -538,10 +543,22 @@ pub fn publish_track(
     progress.finish();
     requests += stats.requests;
 
+    // What the package no longer holds, once the new package is up and before the catalog
+    // hears of it: entry manifests first (players stop finding a withdrawn tier), then the
+    // folders of rungs it no longer has. Old versions of kept rungs stay for --prune.
+    let (manifests, folders) = withdrawn(package, &existing, &prefix);
+    let withdrawn = (manifests.len() + folders.len()) as u64;
+    let gone: BTreeSet<String> = manifests.iter().chain(&folders).cloned().collect();
+    for keys in [manifests, folders] {
+        if !keys.is_empty() {
+            requests += store.delete(&keys)?;
+        }
+    }
+
     let urls: BTreeMap<String, String> = package
         .artifacts
         .iter()
-        .filter(|a| !a.kind.is_immutable())
+        .filter(|a| !a.kind.is_immutable() || a.kind == ArtifactKind::Artwork)
         .map(|a| {
             let url = object_url(opts.public_url.as_deref(), store, &a.key);
             (a.key.clone(), url)
@@ -596,7 +613,7 @@ pub fn publish_track(
             .collect();
         let old: Vec<String> = existing
             .keys()
-            .filter(|k| !keep.contains(k.as_str()))
+            .filter(|k| !keep.contains(k.as_str()) && !gone.contains(*k))
             .cloned()
             .collect();
         pruned = old.len() as u64;
@@ -614,8 +631,41 @@ pub fn publish_track(
         seconds: started.elapsed().as_secs_f64(),
         urls,
         pruned,
+        withdrawn,
         notification,
     })
+}
+
+/// The keys of a track folder in the store that the package no longer has a place for:
+/// (entry manifests at the folder's top, objects in folders no artifact of the package is
+/// in). The catalog record and the delivery record are the package's own.
+fn withdrawn(
+    package: &TrackPackage,
+    existing: &BTreeMap<String, ObjectInfo>,
+    prefix: &str,
+) -> (Vec<String>, Vec<String>) {
+    let keys: BTreeSet<&str> = package.artifacts.iter().map(|a| a.key.as_str()).collect();
+    let folders: BTreeSet<&str> = package
+        .artifacts
+        .iter()
+        .filter_map(|a| a.key.strip_prefix(prefix)?.split_once('/').map(|(f, _)| f))
+        .collect();
+    let (mut manifests, mut others) = (Vec::new(), Vec::new());
+    for key in existing.keys() {
+        let Some(rel) = key.strip_prefix(prefix) else {
+            continue;
+        };
+        match rel.split_once('/') {
+            None if !keys.contains(key.as_str())
+                && (rel.ends_with(".m3u8") || rel.ends_with(".mpd")) =>
+            {
+                manifests.push(key.clone())
+            }
+            Some((folder, _)) if !folders.contains(folder) => others.push(key.clone()),
+            _ => {}
+        }
+    }
+    (manifests, others)
 }
 
 /// What an unpublish did for one track.

@@ -176,3 +176,57 @@ pub fn batch(name: &str, deals: &[DealSpec], edit: impl Fn(String) -> String) ->
     std::fs::write(dir.join("ern.xml"), edit(xml)).unwrap();
     dir
 }
+
+/// A message with a front cover: `file` (relative to the message) as an Image resource with
+/// its SHA-256, linked from the release's top-level ResourceGroup as DDEX's rules ask.
+pub fn add_cover(xml: String, file: &str, sha256: &str) -> String {
+    let image = format!(
+        r#"<Image>
+      <ResourceReference>A9</ResourceReference>
+      <Type>FrontCoverImage</Type>
+      <ResourceId><ProprietaryId Namespace="DPID:PADPIDA2014021302H">cover-1</ProprietaryId></ResourceId>
+      <TechnicalDetails>
+        <TechnicalResourceDetailsReference>TA9</TechnicalResourceDetailsReference>
+        <File><URI>{file}</URI><HashSum><Algorithm>SHA-256</Algorithm><HashSumValue>{sha256}</HashSumValue></HashSum></File>
+      </TechnicalDetails>
+    </Image>
+  </ResourceList>"#
+    );
+    let xml = xml.replacen("</ResourceList>", &image, 1);
+    // The top-level group's last child.
+    let end = xml
+        .rfind("      </ResourceGroup>\n    </Release>")
+        .expect("a top-level group");
+    let mut xml = xml;
+    xml.insert_str(
+        end,
+        "        <LinkedReleaseResourceReference>A9</LinkedReleaseResourceReference>\n",
+    );
+    xml
+}
+
+/// A PurgeReleaseMessage naming a release by `id` (`<ICPN>...</ICPN>` or `<GRid>...</GRid>`).
+pub fn purge_message(id: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ern:PurgeReleaseMessage xmlns:ern="http://ddex.net/xml/ern/43" LanguageAndScriptCode="en" AvsVersionId="4.3">
+  <MessageHeader><MessageId>PURGE-1</MessageId><MessageSender><PartyId>PADPIDA2014021302H</PartyId></MessageSender><MessageRecipient><PartyId>PADPIDA2024072201A</PartyId></MessageRecipient><MessageCreatedDateTime>2026-12-06T10:00:00+00:00</MessageCreatedDateTime></MessageHeader>
+  <PurgedRelease><ReleaseId>{id}</ReleaseId></PurgedRelease>
+</ern:PurgeReleaseMessage>
+"#
+    )
+}
+
+/// A square cover of four coloured quadrants, `side` pixels, as PNG at `path`; its SHA-256.
+pub fn write_cover(path: &Path, side: u32) -> String {
+    image::RgbImage::from_fn(side, side, |x, y| {
+        image::Rgb([
+            if x < side / 2 { 200 } else { 30 },
+            if y < side / 2 { 200 } else { 30 },
+            90,
+        ])
+    })
+    .save(path)
+    .unwrap();
+    sha256(path)
+}
