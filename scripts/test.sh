@@ -76,14 +76,14 @@ run_tests() {
 phase test run_tests
 
 # The fuzz targets: built (the reading and checking half of the library alone, without the
-# `press` feature: see fuzz/Cargo.toml) and run for 10 s each (a smoke run, four targets). cargo-fuzz wants nightly for sanitizers; RUSTC_BOOTSTRAP lets the stable
+# `press` feature: see fuzz/Cargo.toml) and run for 10 s each (a smoke run, five targets). cargo-fuzz wants nightly for sanitizers; RUSTC_BOOTSTRAP lets the stable
 # toolchain build libFuzzer's coverage instrumentation.
 fuzz() (
   (cd fuzz && cargo fmt --all -- --check)
   # Built with libFuzzer's flags alone (no clippy wrapper: a build of its own).
   unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
   RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none -O
-  for target in master_reader release_metadata ern cpix; do
+  for target in master_reader release_metadata ern cpix cover; do
     mkdir -p "fuzz/corpus/$target"
     # The first corpus folder is the one libFuzzer writes to: the untracked one, not the seeds.
     RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -O "$target" "fuzz/corpus/$target" \

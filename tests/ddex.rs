@@ -607,28 +607,20 @@ fn a_front_cover_is_checked_and_published_in_the_sizes_a_catalog_serves() {
     assert!(findings.iter().any(|f| f["code"] == "cover.too-small"));
 
     // Bad covers: each refused by validate with its code, naming the cover's file.
-    let mut truncated = Vec::new();
-    quadrants(3000, 3000)
-        .write_to(
-            &mut std::io::Cursor::new(&mut truncated),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
+    let png = |w, h| {
+        let mut bytes = Vec::new();
+        quadrants(w, h)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        bytes
+    };
+    let mut truncated = png(3000, 3000);
     truncated.truncate(truncated.len() / 2);
-    let mut not_square = Vec::new();
-    quadrants(3000, 2990)
-        .write_to(
-            &mut std::io::Cursor::new(&mut not_square),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
-    let mut small = Vec::new();
-    quadrants(1000, 1000)
-        .write_to(
-            &mut std::io::Cursor::new(&mut small),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
+    let not_square = png(3000, 2990);
+    let small = png(1000, 1000);
     let cmyk = std::fs::read(root().join("tests/data/cover-cmyk.jpg")).unwrap();
     // (case, files written beside release.json, the code it must produce)
     type Case<'a> = (&'a str, Vec<(&'a str, Vec<u8>)>, &'a str);

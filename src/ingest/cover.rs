@@ -43,43 +43,49 @@ pub fn beside(dir: &Path, findings: &mut Vec<Finding>) -> Option<PathBuf> {
 
 /// Check a cover. Findings for every problem; the cover's shape when it can be pressed.
 pub fn check(path: &Path, min_size: u32) -> (Option<CoverInfo>, Vec<Finding>) {
+    let unreadable = |e: std::io::Error| {
+        Finding::error(
+            "cover.missing",
+            path,
+            format!("the front cover cannot be read: {e}"),
+            "deliver the cover file the metadata names",
+        )
+    };
+    let size = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) => return (None, vec![unreadable(e)]),
+    };
+    // Refused before it is read.
+    if size > limits::MAX_COVER_BYTES {
+        return (None, vec![too_big(path, size)]);
+    }
+    match std::fs::read(path) {
+        Ok(bytes) => check_bytes(path, &bytes, min_size),
+        Err(e) => (None, vec![unreadable(e)]),
+    }
+}
+
+fn too_big(path: &Path, size: u64) -> Finding {
+    Finding::error(
+        "cover.limit-size",
+        path,
+        format!(
+            "{size} bytes: over the limit of {} for a cover",
+            limits::MAX_COVER_BYTES
+        ),
+        "deliver the cover as a JPEG or PNG under the limit (a 3000 x 3000 JPEG is a few MB)",
+    )
+}
+
+/// [`check`] of a cover's bytes (`path` names it in the findings).
+pub fn check_bytes(path: &Path, bytes: &[u8], min_size: u32) -> (Option<CoverInfo>, Vec<Finding>) {
     let mut findings = Vec::new();
     let err =
         |code: &'static str, message: String, fix: &str| Finding::error(code, path, message, fix);
-    let size = match std::fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(e) => {
-            findings.push(err(
-                "cover.missing",
-                format!("the front cover cannot be read: {e}"),
-                "deliver the cover file the metadata names",
-            ));
-            return (None, findings);
-        }
-    };
-    if size > limits::MAX_COVER_BYTES {
-        findings.push(err(
-            "cover.limit-size",
-            format!(
-                "{size} bytes: over the limit of {} for a cover",
-                limits::MAX_COVER_BYTES
-            ),
-            "deliver the cover as a JPEG or PNG under the limit (a 3000 x 3000 JPEG is a few MB)",
-        ));
-        return (None, findings);
+    if bytes.len() as u64 > limits::MAX_COVER_BYTES {
+        return (None, vec![too_big(path, bytes.len() as u64)]);
     }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            findings.push(err(
-                "cover.missing",
-                format!("the front cover cannot be read: {e}"),
-                "deliver the cover file the metadata names",
-            ));
-            return (None, findings);
-        }
-    };
-    let (format, name) = match image::guess_format(&bytes) {
+    let (format, name) = match image::guess_format(bytes) {
         Ok(ImageFormat::Jpeg) => (ImageFormat::Jpeg, "jpeg"),
         Ok(ImageFormat::Png) => (ImageFormat::Png, "png"),
         other => {
@@ -94,7 +100,7 @@ pub fn check(path: &Path, min_size: u32) -> (Option<CoverInfo>, Vec<Finding>) {
             return (None, findings);
         }
     };
-    let mut reader = ImageReader::with_format(Cursor::new(&bytes), format);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(decode_limits());
     let decoder = match reader.into_decoder() {
         Ok(d) => d,
@@ -134,7 +140,7 @@ pub fn check(path: &Path, min_size: u32) -> (Option<CoverInfo>, Vec<Finding>) {
     }
     // The JPEG decoder converts CMYK (and Adobe's YCCK) to RGB on its own: the frame header
     // says what was delivered.
-    let cmyk = format == ImageFormat::Jpeg && jpeg_components(&bytes) == Some(4);
+    let cmyk = format == ImageFormat::Jpeg && jpeg_components(bytes) == Some(4);
     match decoder.original_color_type() {
         _ if cmyk => findings.push(err(
             "cover.cmyk",

@@ -32,6 +32,11 @@ const server = http.createServer((req, res) => {
   fs.createReadStream(file).pipe(res);
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
+// Whatever hangs (a store that never settles, a connection held open), the test ends.
+setTimeout(() => {
+  console.log(JSON.stringify({ ok: false, error: 'offline.mjs: no result within 180 s' }));
+  process.exit(1);
+}, 180000).unref();
 const base = `http://127.0.0.1:${server.address().port}`;
 const browser = await launch();
 const context = await browser.newContext();
@@ -62,6 +67,8 @@ if (!stored.ok) {
 let attempts = 0;
 await context.route('**', (route) => { attempts++; route.abort(); });
 await context.setOffline(true);
+// close() waits for every connection to end: the browser keeps its own open.
+server.closeAllConnections();
 await new Promise((r) => server.close(r));
 
 const played = await page.evaluate(async ({ offlineUri, keys }) => {
