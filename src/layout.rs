@@ -164,6 +164,13 @@ impl ArtifactKind {
         ArtifactKind::CatalogRecord,
     ];
 
+    /// Whether the catalog record and the notification give the object's URL: what players
+    /// and catalogs fetch (entry manifests, the record, the cover's sizes), not the media
+    /// that manifests name.
+    pub fn has_url(self) -> bool {
+        !self.is_immutable() || self == ArtifactKind::Artwork
+    }
+
     /// Whether the object lives under a content-keyed version folder (never overwritten).
     pub fn is_immutable(self) -> bool {
         matches!(

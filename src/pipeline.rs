@@ -547,7 +547,7 @@ pub fn publish(
         })?;
         let urls: BTreeMap<String, String> = artifacts
             .iter()
-            .filter(|a| !a.kind.is_immutable() || a.kind == layout::ArtifactKind::Artwork)
+            .filter(|a| a.kind.has_url())
             .map(|a| {
                 let url = publish::object_url(opts.public_url.as_deref(), store, &a.key);
                 (a.key.clone(), url)

@@ -558,7 +558,7 @@ pub fn publish_track(
     let urls: BTreeMap<String, String> = package
         .artifacts
         .iter()
-        .filter(|a| !a.kind.is_immutable() || a.kind == ArtifactKind::Artwork)
+        .filter(|a| a.kind.has_url())
         .map(|a| {
             let url = object_url(opts.public_url.as_deref(), store, &a.key);
             (a.key.clone(), url)
