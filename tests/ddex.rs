@@ -363,8 +363,38 @@ fn a_purge_release_message_takes_every_track_of_the_release_down() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let left = files_named(&store, |_| true);
     assert!(left.is_empty(), "left after the purge: {left:?}");
+    // An update whose deals have all ended takes the release down as a purge does; one that
+    // still allows a tier takes nothing down (it is pressed and published instead).
+    let o = pressing(&["publish", out.to_str().unwrap(), store.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let unpublish = |message: &Path| {
+        pressing(&[
+            "unpublish",
+            store.to_str().unwrap(),
+            "--ddex",
+            message.to_str().unwrap(),
+        ])
+    };
+    let o = unpublish(&update.join("ern.xml"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(65), "{err}");
+    assert!(err.contains("still allow"), "{err}");
+    assert!(store.join("qzes62600101/catalog.json").is_file());
+    const ENDED: DealSpec = (
+        "SubscriptionModel",
+        &["OnDemandStream"],
+        &["Worldwide"],
+        &[],
+        "2020-01-01",
+        Some("2020-12-31"),
+    );
+    let ended = batch("purge-ended", &[ENDED], |x| x);
+    let o = unpublish(&ended.join("ern.xml"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let left = files_named(&store, |_| true);
+    assert!(left.is_empty(), "left after the ended update: {left:?}");
     println!(
-        "an update without the ad-supported deal withdrew {withdrawn} objects of free ({} rungs) and kept {kept}; a PurgeReleaseMessage took down 2 tracks and the release index; a GRid-only purge refused",
+        "an update without the ad-supported deal withdrew {withdrawn} objects of free ({} rungs) and kept {kept}; a PurgeReleaseMessage took down 2 tracks and the release index, and so did an update whose deals ended; a GRid-only purge and an update still allowing tiers took nothing down",
         free_rungs.len()
     );
 }

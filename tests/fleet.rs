@@ -1389,10 +1389,43 @@ fn a_ddex_release_presses_in_the_fleet_like_run_and_publish() {
     wait_for("the takedown job done", Duration::from_secs(120), || {
         all_published(&queue, std::slice::from_ref(&takedown))
     });
-    assert!(sigterm(&mut w).success());
     let left: Vec<String> = files(&out).into_keys().collect();
     assert!(left.is_empty(), "left after the takedown job: {left:?}");
     let notified = catalog.received();
     assert_eq!(notified.len(), 4, "and one takedown notification per track");
-    eprintln!("DDEX fleet: {same} objects as run + publish ({covers} cover sizes), 2 notifications; a submitted purge took the release down (2 more)");
+    // A release folder whose message's deals have all ended: submit makes it a takedown too.
+    run_ok(&["publish", pkg, out.to_str().unwrap()]);
+    let ended = batch(
+        "fleet-ended",
+        &[(
+            "SubscriptionModel",
+            &["OnDemandStream"],
+            &["Worldwide"],
+            &[],
+            "2020-01-01",
+            Some("2020-12-31"),
+        )],
+        |x| x,
+    );
+    let o = run_ok(&[
+        "submit",
+        ended.to_str().unwrap(),
+        "--queue",
+        &queue,
+        "--store",
+        incoming.to_str().unwrap(),
+    ]);
+    let ended_job = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    wait_for(
+        "the ended release taken down",
+        Duration::from_secs(120),
+        || all_published(&queue, std::slice::from_ref(&ended_job)),
+    );
+    let left: Vec<String> = files(&out).into_keys().collect();
+    assert!(
+        left.is_empty(),
+        "left after the ended release's job: {left:?}"
+    );
+    assert!(sigterm(&mut w).success());
+    eprintln!("DDEX fleet: {same} objects as run + publish ({covers} cover sizes), 2 notifications; a submitted purge took the release down (2 more), and so did a submitted release whose deals ended");
 }

@@ -172,10 +172,14 @@ pub struct UnpublishArgs {
     /// Track ids (the folder names: lowercased ISRCs or file names).
     #[arg(required_unless_present = "ddex", conflicts_with = "ddex")]
     pub tracks: Vec<String>,
-    /// A DDEX ERN 4.3 PurgeReleaseMessage: take down every track of the release it names (the
-    /// store's release index lists them).
+    /// A DDEX ERN 4.3 PurgeReleaseMessage, or a NewReleaseMessage whose deals allow no tier
+    /// today: take down every track of the release it names (the store's release index lists
+    /// them).
     #[arg(long, value_name = "MESSAGE")]
     pub ddex: Option<PathBuf>,
+    /// The ladder whose `[deals]` decide which tiers a NewReleaseMessage allows.
+    #[arg(long, default_value = "music")]
+    pub ladder: String,
     /// Where to send the `track.unpublished` notification.
     #[arg(long)]
     pub catalog_url: Option<String>,

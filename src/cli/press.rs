@@ -281,8 +281,19 @@ pub fn unpublish(args: UnpublishArgs) -> ExitCode {
                     return ExitCode::from(exit::BAD_INPUT);
                 }
             };
-            match pressing::ingest::ddex::read_purge(message, &text) {
-                Ok(icpn) => pipeline::unpublish_release(&icpn, &*store, &*notifier),
+            let ladder = match Ladder::load(&args.ladder) {
+                Ok(l) => l,
+                Err(e) => return fail(&pressing::Error::from(e)),
+            };
+            match pressing::ingest::ddex::takedown_of(message, &text, &ladder.deal_models) {
+                Ok(Some(icpn)) => pipeline::unpublish_release(&icpn, &*store, &*notifier),
+                Ok(None) => {
+                    progress::error(format!(
+                        "{}: the message's deals still allow a tier today, so it takes nothing down (fix: press and publish it: its publish withdraws the tiers it no longer allows)",
+                        message.display()
+                    ));
+                    return ExitCode::from(exit::BAD_INPUT);
+                }
                 Err(f) => {
                     progress::error(format!(
                         "{} ({}): {} (fix: {})",

@@ -59,8 +59,8 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
 /// Validate one release (a folder or a bare master) and describe it as a job, with the
 /// local file of each of its files.
 pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>), Error> {
-    if let Some(job) = takedown(input, opts)? {
-        return Ok((job, vec![input.to_path_buf()]));
+    if let Some((job, message)) = takedown(input, opts)? {
+        return Ok((job, vec![message]));
     }
     let (release, validation) = validate(
         &[input.to_path_buf()],
@@ -239,34 +239,37 @@ pub fn submit(
     Ok(out)
 }
 
-/// A DDEX `PurgeReleaseMessage` given to submit: a takedown job for the release it names
-/// (`None`: the input is a release, not a purge).
-fn takedown(input: &Path, opts: &SubmitOptions) -> Result<Option<Job>, Error> {
-    let is_xml = input.is_file()
-        && input
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("xml"));
-    if !is_xml {
+/// A DDEX takedown given to submit: a `PurgeReleaseMessage`, or a release folder (or message)
+/// whose `NewReleaseMessage` no deal allows any tier of today (`ddex::takedown_of`): a takedown
+/// job for the release it names, and the message, its one file (`None`: a release to press).
+fn takedown(input: &Path, opts: &SubmitOptions) -> Result<Option<(Job, PathBuf)>, Error> {
+    let is_xml =
+        |p: &Path| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml"));
+    let message = if input.is_dir() {
+        match crate::ingest::validate::ern_messages(input).first() {
+            Some(m) => m.clone(),
+            None => return Ok(None),
+        }
+    } else if is_xml(input) {
+        input.to_path_buf()
+    } else {
         return Ok(None);
-    }
+    };
     let io = |e: std::io::Error| Error::Input {
-        path: input.to_path_buf(),
+        path: message.clone(),
         message: format!("cannot read: {e}"),
         fix: "check the file's permissions",
     };
-    let text = std::fs::read_to_string(input).map_err(io)?;
-    if !text.contains("PurgeReleaseMessage") {
-        return Ok(None);
-    }
-    let icpn = crate::ingest::ddex::read_purge(input, &text).map_err(|f| {
-        Error::Rejected(Box::new(crate::ingest::validate::ValidationReport {
-            errors: 1,
-            warnings: 0,
-            tracks: Vec::new(),
-            albums: Vec::new(),
-            findings: vec![*f],
-        }))
-    })?;
+    let text = std::fs::read_to_string(&message).map_err(io)?;
+    let icpn = crate::ingest::ddex::takedown_of(&message, &text, &opts.ladder.deal_models);
+    let icpn = match icpn {
+        Ok(Some(icpn)) => icpn,
+        Ok(None) => return Ok(None),
+        // A folder's message is validated with its release; a message alone is the job.
+        Err(_) if input.is_dir() => return Ok(None),
+        Err(f) => return Err(rejected(*f)),
+    };
+    let input = message.as_path();
     let sha256 = file_sha256(input).map_err(io)?;
     let name = input
         .file_name()
@@ -283,7 +286,7 @@ fn takedown(input: &Path, opts: &SubmitOptions) -> Result<Option<Job>, Error> {
     }
     let id = hex(&id.finalize())[..JOB_ID_DIGITS].to_string();
     let size = std::fs::metadata(input).map_err(io)?.len();
-    Ok(Some(Job {
+    let job = Job {
         files: vec![JobFile {
             key: layout::master_key(&id, &name),
             name,
@@ -303,5 +306,17 @@ fn takedown(input: &Path, opts: &SubmitOptions) -> Result<Option<Job>, Error> {
         measured: None,
         attempts_before: 0,
         takedown: Some(icpn),
+    };
+    Ok(Some((job, message.clone())))
+}
+
+/// One finding as a refusal (exit 65, printed as validate prints findings).
+fn rejected(f: crate::ingest::findings::Finding) -> Error {
+    Error::Rejected(Box::new(crate::ingest::validate::ValidationReport {
+        errors: 1,
+        warnings: 0,
+        tracks: Vec::new(),
+        albums: Vec::new(),
+        findings: vec![f],
     }))
 }

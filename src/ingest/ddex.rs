@@ -243,6 +243,43 @@ pub fn parse_tree(file: &Path, text: &str) -> Result<(Element, String), Box<Find
     Ok((root, namespace))
 }
 
+/// The release a DDEX message takes down, by ICPN: a `PurgeReleaseMessage`'s, or a
+/// `NewReleaseMessage`'s whose deals allow no tier today (`models`: the ladder's `[deals]`;
+/// its deals ended, or none). `Ok(None)`: the update still allows a tier, so it is pressed and
+/// published, and its publish withdraws the tiers it no longer allows.
+pub fn takedown_of(
+    file: &Path,
+    text: &str,
+    models: &[(crate::ladder::Tier, Vec<String>)],
+) -> Result<Option<String>, Box<Finding>> {
+    if !text.contains("NewReleaseMessage") {
+        return read_purge(file, text).map(Some);
+    }
+    // The release's identity and deals; its files do not matter to a takedown.
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let (ern, findings) = check_ern(file, text, dir, &[]);
+    let Some(icpn) = ern.metadata.upc else {
+        let at = "ReleaseList/Release[1]/ReleaseId/ICPN";
+        return Err(Box::new(
+            findings
+                .into_iter()
+                .find(|f| f.location.as_deref() == Some(at))
+                .unwrap_or_else(|| {
+                    Finding::error(
+                        "ddex.missing",
+                        file,
+                        "the message names no release by ICPN".into(),
+                        "give the release's ICPN (UPC or EAN)",
+                    )
+                    .at(at.to_string())
+                }),
+        ));
+    };
+    Ok(availability(&ern.deals, models, &today())
+        .is_empty()
+        .then_some(icpn))
+}
+
 /// The release a DDEX ERN 4.3 `PurgeReleaseMessage` takes down: its ICPN
 /// (`PurgedRelease/ReleaseId/ICPN`).
 pub fn read_purge(file: &Path, text: &str) -> Result<String, Box<Finding>> {
