@@ -380,15 +380,7 @@ fn a_purge_release_message_takes_every_track_of_the_release_down() {
     assert_eq!(o.status.code(), Some(65), "{err}");
     assert!(err.contains("still allow"), "{err}");
     assert!(store.join("qzes62600101/catalog.json").is_file());
-    const ENDED: DealSpec = (
-        "SubscriptionModel",
-        &["OnDemandStream"],
-        &["Worldwide"],
-        &[],
-        "2020-01-01",
-        Some("2020-12-31"),
-    );
-    let ended = batch("purge-ended", &[ENDED], |x| x);
+    let ended = batch("purge-ended", &[ENDED_2020], |x| x);
     let o = unpublish(&ended.join("ern.xml"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let left = files_named(&store, |_| true);

@@ -1395,18 +1395,7 @@ fn a_ddex_release_presses_in_the_fleet_like_run_and_publish() {
     assert_eq!(notified.len(), 4, "and one takedown notification per track");
     // A release folder whose message's deals have all ended: submit makes it a takedown too.
     run_ok(&["publish", pkg, out.to_str().unwrap()]);
-    let ended = batch(
-        "fleet-ended",
-        &[(
-            "SubscriptionModel",
-            &["OnDemandStream"],
-            &["Worldwide"],
-            &[],
-            "2020-01-01",
-            Some("2020-12-31"),
-        )],
-        |x| x,
-    );
+    let ended = batch("fleet-ended", &[ENDED_2020], |x| x);
     let o = run_ok(&[
         "submit",
         ended.to_str().unwrap(),

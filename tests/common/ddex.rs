@@ -32,6 +32,16 @@ pub const ADS_GB_FR: DealSpec = (
     Some("2099-12-31"),
 );
 
+/// A subscription deal that ended in 2020: it allows no tier today.
+pub const ENDED_2020: DealSpec = (
+    "SubscriptionModel",
+    &["OnDemandStream"],
+    &["Worldwide"],
+    &[],
+    "2020-01-01",
+    Some("2020-12-31"),
+);
+
 pub fn sha256(path: &Path) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(std::fs::read(path).unwrap());
