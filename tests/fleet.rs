@@ -1301,15 +1301,19 @@ fn a_ddex_release_presses_in_the_fleet_like_run_and_publish() {
     run_ok(&["publish", pkg, store.to_str().unwrap()]);
     let queue = format!("sqlite:{}", dir.join("q.db").display());
     let (incoming, out, scratch) = (dir.join("incoming"), dir.join("out"), dir.join("scratch"));
-    let o = run_ok(&[
-        "submit",
-        release,
-        "--queue",
-        &queue,
-        "--store",
-        incoming.to_str().unwrap(),
-    ]);
-    let id = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    // `pressing submit INPUT` into this test's queue and incoming store: the job id.
+    let submit = |input: &str| {
+        let o = run_ok(&[
+            "submit",
+            input,
+            "--queue",
+            &queue,
+            "--store",
+            incoming.to_str().unwrap(),
+        ]);
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let id = submit(release);
     // The message and the masters below the folder went to the incoming store.
     let uploaded = files(&incoming);
     assert!(
@@ -1377,15 +1381,7 @@ fn a_ddex_release_presses_in_the_fleet_like_run_and_publish() {
     // `unpublish --ddex` does (every track, then the release index; a notification each).
     let purge = dir.join("purge.xml");
     std::fs::write(&purge, purge_message("<ICPN>5012345678900</ICPN>")).unwrap();
-    let o = run_ok(&[
-        "submit",
-        purge.to_str().unwrap(),
-        "--queue",
-        &queue,
-        "--store",
-        incoming.to_str().unwrap(),
-    ]);
-    let takedown = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let takedown = submit(purge.to_str().unwrap());
     wait_for("the takedown job done", Duration::from_secs(120), || {
         all_published(&queue, std::slice::from_ref(&takedown))
     });
@@ -1396,15 +1392,7 @@ fn a_ddex_release_presses_in_the_fleet_like_run_and_publish() {
     // A release folder whose message's deals have all ended: submit makes it a takedown too.
     run_ok(&["publish", pkg, out.to_str().unwrap()]);
     let ended = batch("fleet-ended", &[ENDED_2020], |x| x);
-    let o = run_ok(&[
-        "submit",
-        ended.to_str().unwrap(),
-        "--queue",
-        &queue,
-        "--store",
-        incoming.to_str().unwrap(),
-    ]);
-    let ended_job = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let ended_job = submit(ended.to_str().unwrap());
     wait_for(
         "the ended release taken down",
         Duration::from_secs(120),
