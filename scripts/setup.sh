@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pressing needs on a fresh Debian 12 machine; safe to re-run.
 #   scripts/setup.sh          build dependencies (FFmpeg libraries, clang) and the FFmpeg/sox CLIs
-#   scripts/setup.sh --test   also Chromium, Node.js and the pinned player packages, GStreamer, rclone (the
+#   scripts/setup.sh --test   also Chromium, fpcalc (libchromaprint-tools), Node.js and the pinned player packages, GStreamer, rclone (the
 #                             publish benchmark's reference), SeaweedFS (the S3 test store) and nats-server (the broker)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 want=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
       libswresample-dev libavfilter-dev libavdevice-dev libswscale-dev ffmpeg sox)
 if [[ "${1:-}" == "--test" ]]; then
-  want+=(chromium rclone python3-pip gstreamer1.0-tools gstreamer1.0-plugins-base
+  want+=(chromium rclone python3-pip libchromaprint-tools gstreamer1.0-tools gstreamer1.0-plugins-base
          gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav)
   command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm)
 fi

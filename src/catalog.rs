@@ -160,6 +160,10 @@ pub struct TrackDetails {
     /// Per tier, where and when it may be offered (a DDEX release's deals).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub availability: Vec<crate::ingest::ddex::TierAvailability>,
+    /// The master's Chromaprint fingerprint (fpcalc's form, of the whole track): what a
+    /// catalog compares to find duplicates and wrong masters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<crate::ingest::fingerprint::Fingerprint>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +204,9 @@ pub struct NotifiedRendition {
     /// The content key's id (UUID form), `null` when clear: what a licence service serves.
     #[serde(default)]
     pub key_id: Option<crate::protect::KeyId>,
+    /// How well the rendition's fingerprint agrees with its master's (0..1).
+    #[serde(default)]
+    pub similarity: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -273,6 +280,7 @@ impl Notification {
                 version: r.version.clone(),
                 scheme: r.scheme,
                 key_id: r.key_id,
+                similarity: r.similarity,
             })
             .collect();
         Notification {
@@ -301,6 +309,7 @@ impl Notification {
                     duration_seconds: t.duration_seconds,
                     offline: t.offline.clone(),
                     availability: t.availability.clone(),
+                    fingerprint: t.fingerprint.clone(),
                 }),
             },
             manifests: Some(manifests),

@@ -49,6 +49,9 @@ pub fn upc_of(icpn: &str) -> &str {
 /// The package index, at the top of a local output folder (`report::PackageIndex`).
 pub const INDEX: &str = "index.json";
 
+/// The QC page of a package, beside its index (`qc`; never published).
+pub const QC_PAGE: &str = "qc.html";
+
 /// Hex digits of the rendition digest kept in its version folder name (64 bits).
 pub const VERSION_DIGITS: usize = 16;
 

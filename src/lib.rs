@@ -30,6 +30,8 @@ pub mod pipeline;
 #[cfg(feature = "press")]
 pub mod publish;
 #[cfg(feature = "press")]
+pub mod qc;
+#[cfg(feature = "press")]
 pub mod report;
 #[cfg(feature = "press")]
 pub mod stats;

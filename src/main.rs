@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cli::press::validate(args),
         Command::Publish(args) => cli::press::publish(args),
         Command::Unpublish(args) => cli::press::unpublish(args),
+        Command::Qc { dir } => cli::press::qc(&dir),
         Command::Ladders { action } => cli::press::ladders(action),
         Command::Completions { shell } => {
             let mut script = Vec::new();

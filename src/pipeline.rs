@@ -18,12 +18,15 @@ use rayon::prelude::*;
 use crate::catalog::{CatalogRecord, Notification, NotificationKind};
 use crate::error::Error;
 use crate::ingest::ddex;
+use crate::ingest::fingerprint::{Fingerprint, ITEM_SECONDS, MIN_SIMILARITY};
 use crate::ingest::metadata::ReleaseMetadata;
 use crate::ingest::validate::{validate, Measured, ValidateOptions};
+use crate::ingest::Finding;
 use crate::ingest::{MasterFormat, TrackSource};
 use crate::ladder::{Ladder, Tier};
 use crate::layout;
 use crate::manifest;
+use crate::package::verify::{self, Verdict};
 use crate::package::{self, LoudnessInfo, PackagedRendition, PackagerSink, RenditionPackager};
 use crate::protect::{self, KeySource, RenditionProtection, Scheme, TrackKeys};
 use crate::publish::{self, CatalogNotifier, PublishOptions, Store, UploadProgress};
@@ -126,6 +129,8 @@ struct PlannedTrack {
     keys: Option<TrackKeys>,
     /// Where and when each tier may be offered (a DDEX release's deals; empty otherwise).
     availability: Vec<ddex::TierAvailability>,
+    /// The master's acoustic fingerprint (`None`: too short to have one).
+    fingerprint: Option<Fingerprint>,
 }
 
 /// Run the whole pipeline: ingest, transcode, package, manifests, catalog records and the
@@ -232,6 +237,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
             loudness,
             keys,
             availability,
+            fingerprint: validation.fingerprint_of(&source.id).cloned(),
         });
     }
     // Each release's front cover in the sizes a catalog serves (checked at validation).
@@ -273,13 +279,28 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         })?;
         let mut tracks: Vec<_> = encoded.into_iter().flatten().collect();
         tracks.sort_by_key(|(index, _)| *index);
+        let verdicts = pool.install(|| verify_renditions(&planned, &tracks, &staging, &clock))?;
+        let refused: Vec<Finding> = tracks
+            .iter()
+            .zip(&verdicts)
+            .flat_map(|((index, t), v)| not_master(&planned[*index], t, v))
+            .collect();
+        if !refused.is_empty() {
+            let mut report = validation.clone();
+            report.errors += refused.len();
+            report.findings.extend(refused);
+            return Err(Error::Rejected(Box::new(report)));
+        }
         let reports = tracks
             .iter()
-            .map(|(index, t)| {
+            .zip(&verdicts)
+            .map(|((index, t), verdicts)| {
                 let track = &planned[*index];
                 let album = release.albums[track.source.album].as_ref();
                 let cover = artwork[track.source.album].as_ref();
-                write_manifests(track, t, &staging, album, cover, opts)
+                let mut report = write_manifests(track, t, &staging, album, cover, opts, verdicts)?;
+                report.fingerprint = track.fingerprint.clone();
+                Ok(report)
             })
             .collect::<Result<Vec<_>, Error>>()?;
         publish_staged(&staging, &opts.out, &reports)?;
@@ -370,6 +391,71 @@ fn encode_programme(
     Ok(programme.iter().copied().zip(encoded).collect())
 }
 
+/// Each packaged rendition of each track decoded from its staged files and judged against its
+/// master's fingerprint (`package::verify`), in the order of `tracks` and their renditions.
+fn verify_renditions(
+    planned: &[PlannedTrack],
+    tracks: &[(usize, EncodedTrack<PackagedRendition>)],
+    staging: &Path,
+    clock: &StageClock,
+) -> Result<Vec<Vec<Verdict>>, Error> {
+    tracks
+        .par_iter()
+        .map(|(index, t)| {
+            let track = &planned[*index];
+            let dir = staging.join(&track.source.id);
+            t.renditions
+                .par_iter()
+                .map(|(_, r)| {
+                    let Some(master) = &track.fingerprint else {
+                        return Ok(Verdict::TooShort);
+                    };
+                    clock
+                        .time(Stage::Verify, || verify::verify(&dir, r, master))
+                        .map_err(|message| {
+                            Error::Internal(format!(
+                                "rendition {} of {} cannot be decoded again: {message}",
+                                r.id, track.source.id
+                            ))
+                        })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The findings of a track's renditions that are not its master's audio.
+fn not_master(
+    track: &PlannedTrack,
+    encoded: &EncodedTrack<PackagedRendition>,
+    verdicts: &[Verdict],
+) -> Vec<Finding> {
+    encoded
+        .renditions
+        .iter()
+        .zip(verdicts)
+        .filter_map(|((plan, _), v)| match v {
+            Verdict::Differs(m) => Some(
+                Finding::error(
+                    "rendition.not-master",
+                    &track.source.path,
+                    format!(
+                        "rendition {} is not this master's audio: {:.1}% of its fingerprint's bits agree with the master's (at least {:.0}% expected), best at an offset of {} items ({:+.2} s)",
+                        plan.rung.id,
+                        m.similarity * 100.0,
+                        MIN_SIMILARITY * 100.0,
+                        m.offset,
+                        f64::from(m.offset) * ITEM_SECONDS
+                    ),
+                    "nothing was published: this is a fault of the encoder or packager, not of the master; report it with the master to the pressing maintainers",
+                )
+                .at(format!("rendition {}", plan.rung.id)),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Media playlists, entry manifests (`manifest` decides the sets) and the catalog record of a
 /// track; returns its report entry.
 fn write_manifests(
@@ -379,6 +465,7 @@ fn write_manifests(
     album: Option<&ReleaseMetadata>,
     cover: Option<&package::artwork::Artwork>,
     opts: &RunOptions,
+    verdicts: &[Verdict],
 ) -> Result<TrackReport, Error> {
     let id = &planned.source.id;
     let dir = staging.join(id);
@@ -415,6 +502,10 @@ fn write_manifests(
         report.offline = p.offline.clone();
     }
     report.availability = planned.availability.clone();
+    report.fingerprint = planned.fingerprint.clone();
+    for (r, v) in report.renditions.iter_mut().zip(verdicts) {
+        r.similarity = v.similarity().map(|x| (x * 1000.0).round() / 1000.0);
+    }
     for (rel, image) in cover.iter().flat_map(|a| a.files()) {
         let path = dir.join(&rel);
         if let Some(parent) = path.parent() {

@@ -99,6 +99,10 @@ pub struct TrackReport {
     /// first; empty when the release has no cover.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cover: Vec<crate::package::artwork::CoverImage>,
+    /// The master's Chromaprint fingerprint, of the whole track (`fpcalc -length 0`'s
+    /// `DURATION` and `FINGERPRINT`); absent for a track under ~3 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<crate::ingest::fingerprint::Fingerprint>,
     /// The track's catalog record (`catalog::CatalogRecord`).
     pub catalog: String,
     pub renditions: Vec<RenditionReport>,
@@ -165,6 +169,11 @@ pub struct RenditionReport {
     /// The key itself is written nowhere.
     #[serde(default)]
     pub key_id: Option<crate::protect::KeyId>,
+    /// The fraction of equal bits of this rendition's fingerprint (decoded from its files,
+    /// edit list applied) and its master's at the best alignment, 0..1, to 3 decimals; `null`
+    /// for a track too short to fingerprint.
+    #[serde(default)]
+    pub similarity: Option<f64>,
 }
 
 /// The report entry of a packaged track.
@@ -227,6 +236,7 @@ pub fn track_report(
         offline: Vec::new(),
         availability: Vec::new(),
         cover: Vec::new(),
+        fingerprint: None,
         catalog: under(layout::CATALOG_RECORD),
         renditions,
         publish: None,
@@ -260,6 +270,7 @@ fn rendition_report(
         duration_samples: r.presented_samples,
         scheme: r.protection.as_ref().map(|p| p.scheme),
         key_id: r.protection.as_ref().map(|p| p.key.kid),
+        similarity: None,
     }
 }
 

@@ -24,9 +24,11 @@ pub enum Stage {
     Encode(Codec),
     /// Segmenting, box writing and segment files.
     Package,
+    /// Decoding every packaged rendition again and comparing its fingerprint with its master's.
+    Verify,
 }
 
-const STAGES: usize = 11;
+const STAGES: usize = 12;
 
 fn index(stage: Stage) -> usize {
     match stage {
@@ -41,6 +43,7 @@ fn index(stage: Stage) -> usize {
         Stage::Encode(Codec::Flac) => 8,
         Stage::Encode(Codec::Alac) => 9,
         Stage::Package => 10,
+        Stage::Verify => 11,
     }
 }
 
@@ -89,6 +92,7 @@ impl StageClock {
             encode_flac: s(8),
             encode_alac: s(9),
             package: s(10),
+            verify: s(11),
             total: (0..STAGES).map(s).sum(),
         }
     }
@@ -108,5 +112,7 @@ pub struct StageSeconds {
     pub encode_flac: f64,
     pub encode_alac: f64,
     pub package: f64,
+    #[serde(default)]
+    pub verify: f64,
     pub total: f64,
 }

@@ -265,3 +265,164 @@ fn a_5_1_master_keeps_its_six_channels_on_every_rung_that_carries_them() {
         assert!(ours == theirs, "{rid} of a 48/24 5.1 master is bit-exact");
     }
 }
+
+/// fpcalc's raw fingerprint of a master (`-length 0`: the whole track, as pressing's). fpcalc
+/// cannot open sox's AIFF; FFmpeg reads it and pipes the 16-bit samples (the AIFF is 16-bit).
+fn fpcalc_raw(master: &std::path::Path, rate: u64, channels: u64) -> (Vec<u32>, String) {
+    let mut cmd = std::process::Command::new("fpcalc");
+    cmd.args(["-length", "0", "-json"]);
+    let o = if master.extension().is_some_and(|e| e == "aiff") {
+        let pcm = ffmpeg(&["-i", master.to_str().unwrap(), "-f", "s16le", "-"]);
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fpcalc-input.s16");
+        std::fs::write(&path, pcm).unwrap();
+        let (r, c) = (rate.to_string(), channels.to_string());
+        cmd.args(["-format", "s16le", "-rate", &r, "-channels", &c])
+            .arg(&path)
+            .output()
+    } else {
+        cmd.arg(master).output()
+    }
+    .expect("fpcalc is installed (scripts/setup.sh --test: libchromaprint-tools)");
+    let json: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "fpcalc {master:?}: {e}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    let text = json["fingerprint"].as_str().unwrap().to_string();
+    let raw = pressing::ingest::fingerprint::decompress(&text).expect("fpcalc's form decompresses");
+    (raw, text)
+}
+
+#[test]
+fn fingerprints_agree_with_fpcalc() {
+    // Measured on the fixtures (README, "Fingerprints"): 0.28-0.47% of the bits differ from
+    // fpcalc's, single bits in a few items: rusty-chromaprint computes in f64 with rubato's
+    // resampler, libchromaprint in f32 with its own, and a feature near a quantizer threshold
+    // falls on the other side.
+    let report = report(fixtures_out());
+    let (mut exact, mut bits) = (0, 0);
+    for t in report["tracks"].as_array().unwrap() {
+        let master = root().join(t["source"].as_str().unwrap());
+        let fp = &t["fingerprint"];
+        let ours = pressing::ingest::fingerprint::decompress(fp["fingerprint"].as_str().unwrap())
+            .expect("our fingerprint decompresses");
+        let (theirs, text) = fpcalc_raw(
+            &master,
+            t["sample_rate"].as_u64().unwrap(),
+            t["channels"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            fp["duration"].as_u64().unwrap(),
+            t["duration_samples"].as_u64().unwrap() / t["sample_rate"].as_u64().unwrap()
+        );
+        if text == fp["fingerprint"] {
+            exact += 1;
+            continue;
+        }
+        // Same length, in time, and under 2% of the bits differ.
+        assert!(
+            ours.len().abs_diff(theirs.len()) <= 1,
+            "{master:?}: {} items, fpcalc {}",
+            ours.len(),
+            theirs.len()
+        );
+        let n = ours.len().min(theirs.len());
+        let differ: u32 = ours[..n]
+            .iter()
+            .zip(&theirs[..n])
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum();
+        let fraction = f64::from(differ) / (32.0 * n as f64);
+        let items: Vec<usize> = (0..n).filter(|&i| ours[i] != theirs[i]).collect();
+        eprintln!(
+            "{master:?}: {:.2}% of {} bits differ from fpcalc's, in items {items:?} of {n}",
+            fraction * 100.0,
+            32 * n
+        );
+        assert!(
+            fraction < 0.02,
+            "{master:?}: {:.2}% of the bits differ",
+            fraction * 100.0
+        );
+        bits += 1;
+    }
+    assert_eq!(exact + bits, 5);
+    println!("fingerprints: {exact} equal to fpcalc's string, {bits} within 2% of its bits");
+}
+
+#[test]
+fn a_rendition_that_is_not_its_master_is_caught() {
+    use pressing::ingest::fingerprint::{decompress, Fingerprint};
+    use pressing::package::verify::{judge, Verdict};
+    let out = fixtures_out();
+    let report = report(out);
+    let master = |id: &str| {
+        let text = track(&report, id)["fingerprint"]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Fingerprint {
+            duration: 0,
+            raw: decompress(&text).unwrap(),
+            fingerprint: text,
+        }
+    };
+    // Another track: the album's first (the gapless programme's two parts are one periodic
+    // synthetic signal, too alike to stand for another song).
+    let (one, two) = ("qzes62600011", "qzes62600001");
+    let rate_of = |id: &str, rendition: &str| {
+        track(&report, id)["renditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == rendition)
+            .unwrap()["sample_rate"]
+            .as_u64()
+            .unwrap() as u32
+    };
+    let mut checked = 0;
+    for rendition in ["aac-96", "heaac-32", "opus-96", "flac-cd"] {
+        let rate = rate_of(one, rendition);
+        let own = decode_gapless(&out.join(one), rendition, 2);
+        let other = decode_gapless(&out.join(two), rendition, 2);
+        // The rendition itself passes, at offset 0.
+        let v = judge(&master(one), &own, 2, rate);
+        assert!(
+            matches!(v, Verdict::Same(m) if m.offset == 0),
+            "{rendition}: {v:?}"
+        );
+        // Another track's audio.
+        let v = judge(&master(one), &other, 2, rate_of(two, rendition));
+        assert!(
+            matches!(v, Verdict::Differs(m) if m.similarity < 0.7),
+            "{rendition} other: {v:?}"
+        );
+        // Silence of the same length.
+        let v = judge(&master(one), &vec![0.0; own.len()], 2, rate);
+        assert!(
+            matches!(v, Verdict::Differs(_)),
+            "{rendition} silence: {v:?}"
+        );
+        // The same audio half a second late (a broken join): its bits agree at 4 items, and
+        // the offset refuses it.
+        let late: Vec<f32> = std::iter::repeat_n(0.0, rate as usize)
+            .chain(own.iter().copied())
+            .take(own.len())
+            .collect();
+        let v = judge(&master(one), &late, 2, rate);
+        assert!(
+            matches!(v, Verdict::Differs(m) if m.offset == 4),
+            "{rendition} late: {v:?}"
+        );
+        eprintln!(
+            "{rendition}: itself {:?}, another track {:?}, silence {:?}, late {:?}",
+            judge(&master(one), &own, 2, rate).similarity(),
+            judge(&master(one), &other, 2, rate_of(two, rendition)).similarity(),
+            judge(&master(one), &vec![0.0; own.len()], 2, rate).similarity(),
+            v.similarity()
+        );
+        checked += 4;
+    }
+    println!("{checked} renditions judged: 4 real, 12 injected (another track, silence, 0.5 s late) refused");
+}

@@ -365,3 +365,62 @@ fn data_into_a_closed_pipe_ends_quietly() {
         assert!(!stderr.contains("panicked"), "pressing {args:?}: {stderr}");
     }
 }
+
+/// One master delivered twice under two names (and two formats) is a warning naming both, from
+/// `validate` and from `run`; the album's three different masters raise none.
+#[test]
+fn two_tracks_with_the_same_audio_are_a_warning_naming_both() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("same-audio");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("a.wav"), dir.join("b.flac"));
+    for path in [&a, &b] {
+        let o = Command::new("sox")
+            .arg(root().join("fixtures/album/01-cd-stereo.wav"))
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+    }
+    let duplicates = |findings: &Value| -> Vec<String> {
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["code"] == "release.duplicate-audio")
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (code, report, stderr) = validate_json(&[a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "a warning does not refuse: {stderr}");
+    let found = duplicates(&report["findings"]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("a.wav") && found[0].contains("b.flac") && found[0].contains("100%"),
+        "{found:?}"
+    );
+    // Each track's fingerprint is in the report, in fpcalc's form.
+    for t in report["tracks"].as_array().unwrap() {
+        assert_eq!(t["fingerprint"]["duration"], 10);
+        assert!(t["fingerprint"]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("AQAA"));
+    }
+    let out = dir.join("out");
+    let o = pressing(&[
+        "run",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    assert_eq!(duplicates(&index["warnings"]).len(), 1);
+    // Different masters: none.
+    let (_, album, _) = validate_json(&["fixtures/album", "fixtures/gapless"]);
+    assert!(duplicates(&album["findings"]).is_empty());
+    println!("duplicate audio: 1 warning for a copied master (validate and run), 0 for 5 different masters");
+}

@@ -720,3 +720,144 @@ fn a_switch_between_any_two_renditions_of_a_set_is_seamless() {
     // AAC: 3 LC rungs share a configuration (6 pairs), 14 pairs cross LC/HE/HE v2; Opus: 2.
     assert_eq!((shared, fresh), (6 + 2, 14));
 }
+
+/// The QC page's JSON from tests/player/qc.mjs, checked against the package's report: the page
+/// opens with the network blocked and no console error, every figure renders (its screenshot
+/// has colours, not a blank), and every number it prints equals the report's at its precision.
+/// Returns how many numbers were compared.
+fn check_qc_page(out: &Path, figures_per_track: usize) -> usize {
+    let page = out.join("qc.html");
+    let o = Command::new("node")
+        .arg(root().join("tests/player/qc.mjs"))
+        .arg(&page)
+        .output()
+        .expect("node is installed (scripts/setup.sh)");
+    assert!(
+        o.status.success(),
+        "qc.mjs: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let report = report(out);
+    let tracks = report["tracks"].as_array().unwrap();
+    assert_eq!(got["sections"], tracks.len());
+    assert_eq!(
+        got["blocked"],
+        serde_json::json!([]),
+        "the page asked the network"
+    );
+    assert_eq!(got["errors"], serde_json::json!([]), "console errors");
+    assert!(got["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["ok"] == true));
+    let figures = got["figures"].as_array().unwrap();
+    assert_eq!(
+        figures.len(),
+        tracks.len() * figures_per_track,
+        "{figures:?}"
+    );
+    for f in figures {
+        assert!(
+            f["colours"].as_u64().unwrap() >= 16 && f["height"].as_u64().unwrap() >= 100,
+            "a blank figure: {f}"
+        );
+    }
+    // The numbers: the page's text against the report, formatted as the page prints them.
+    let mut compared = 0;
+    for v in got["values"].as_array().unwrap() {
+        let (track, rendition, key, text) = (
+            v[0].as_str().unwrap(),
+            v[1].as_str(),
+            v[2].as_str().unwrap(),
+            v[3].as_str().unwrap(),
+        );
+        let t = tracks.iter().find(|t| t["id"] == track).unwrap();
+        let l = &t["loudness"];
+        let f = |x: &serde_json::Value, digits: usize| match x.as_f64() {
+            Some(x) => format!("{x:.digits$}"),
+            None => "—".to_string(),
+        };
+        let expected = match (rendition, key) {
+            (None, "duration") => f(&t["duration_seconds"], 3),
+            (None, "integrated") => f(&l["integrated_lufs"], 1),
+            (None, "lra") => f(&l["loudness_range_lu"], 1),
+            (None, "true-peak") => f(&l["true_peak_dbtp"], 1),
+            (None, "sample-peak") => f(&l["sample_peak_dbfs"], 1),
+            (None, "album") => f(&t["album_loudness"]["integrated_lufs"], 1),
+            (Some(rid), key) => {
+                let r = t["renditions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["id"] == rid)
+                    .unwrap();
+                match key {
+                    "similarity" => f(&r["similarity"], 3),
+                    "mean-kbps" => {
+                        format!("{:.0}", r["average_bandwidth"].as_f64().unwrap() / 1000.0)
+                    }
+                    "peak-kbps" => format!("{:.0}", r["bandwidth"].as_f64().unwrap() / 1000.0),
+                    other => panic!("unknown rendition value {other}"),
+                }
+            }
+            (None, other) => panic!("unknown track value {other}"),
+        };
+        assert_eq!(text, expected, "{track} {rendition:?} {key}");
+        compared += 1;
+    }
+    let renditions: usize = tracks
+        .iter()
+        .map(|t| t["renditions"].as_array().unwrap().len())
+        .sum();
+    assert!(
+        compared >= tracks.len() * 5 + renditions * 3,
+        "{compared} numbers"
+    );
+    compared
+}
+
+#[test]
+fn the_qc_page_opens_offline_draws_every_figure_and_prints_the_reports_numbers() {
+    // `run --qc` on the fixtures: 4 figures a track (waveform, loudness, spectrograms, bit
+    // rates).
+    let out = run_once("qc", &["fixtures/album", "fixtures/gapless", "--qc"]);
+    let fixtures = check_qc_page(&out, 4);
+    // A 5.1 master with true-peak overs, drawn by `pressing qc` after the master is gone: the
+    // lossless rendition at its rate stands in for it.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qc-surround");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let master = dir.join("surround-qc.wav");
+    let status = Command::new("sox")
+        .args(["-n", "-r", "48000", "-b", "24", "-c", "6"])
+        .arg(&master)
+        .args(["synth", "8", "pluck", "220", "pluck", "330", "sine", "440"])
+        .args(["sine", "60", "pinknoise", "pinknoise", "vol", "0.98"])
+        .status()
+        .expect("sox");
+    assert!(status.success());
+    let out = dir.join("out");
+    let o = pressing(&[
+        "run",
+        master.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_file(&master).unwrap();
+    let o = pressing(&["qc", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        out.join("qc.html").to_str().unwrap()
+    );
+    let html = std::fs::read_to_string(out.join("qc.html")).unwrap();
+    assert!(
+        html.contains("bit-exact to the master, which is not at"),
+        "the stand-in is named"
+    );
+    let surround = check_qc_page(&out, 4);
+    println!("QC pages: {fixtures} numbers on the fixtures' page and {surround} on the 5.1 page equal the report's; every figure drawn, no request, no console error");
+}

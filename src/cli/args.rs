@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Accept lossy masters (MP3, AAC, Vorbis, Opus) with a warning.
     #[arg(long)]
     pub allow_lossy: bool,
+    /// Write the QC page, OUT/qc.html: waveform, loudness, spectrograms, bit rates, findings
+    /// and each rendition's fingerprint similarity, per track.
+    #[arg(long)]
+    pub qc: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -126,6 +130,11 @@ pub enum Command {
     Status(super::fleet::StatusArgs),
     /// Take tracks down: entry manifests first, then every object, then notify the catalog.
     Unpublish(UnpublishArgs),
+    /// Write the QC page (DIR/qc.html) of a package folder written by `run`, without encoding.
+    Qc {
+        /// The package folder (holding index.json).
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]

@@ -127,6 +127,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     print_pressed(&report, &local);
+    if args.qc {
+        match pressing::qc::write_page(&local) {
+            Ok(page) => progress::info(format!("QC page: {}", page.display())),
+            Err(e) => return fail(&e),
+        }
+    }
     let mut code = ExitCode::SUCCESS;
     if let Some((store, notifier)) = &target {
         match pipeline::publish(
@@ -258,6 +264,17 @@ pub fn publish(args: PublishCmdArgs) -> ExitCode {
         print_records(&published.index, true);
     }
     code
+}
+
+/// `pressing qc DIR`: the QC page of a package written earlier.
+pub fn qc(dir: &std::path::Path) -> ExitCode {
+    match pressing::qc::write_page(dir) {
+        Ok(page) => {
+            println!("{}", page.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 pub fn unpublish(args: UnpublishArgs) -> ExitCode {

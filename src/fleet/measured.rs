@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::fingerprint::Fingerprint;
 use crate::ingest::{Finding, Loudness, Measured, MeasuredTrack, Severity, FINDING_CODES};
 
 /// The version of pressing that measured.
@@ -30,6 +31,49 @@ pub struct TrackMeasurement {
     pub loudness: LoudnessBits,
     /// The decode pass's findings (warnings), without their file.
     pub findings: Vec<CarriedFinding>,
+    /// The master's fingerprint, its items as little-endian bytes in base64 beside fpcalc's
+    /// form (the items are what renditions are compared with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<CarriedFingerprint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarriedFingerprint {
+    pub duration: u64,
+    pub fingerprint: String,
+    pub raw: String,
+}
+
+impl From<&Fingerprint> for CarriedFingerprint {
+    fn from(f: &Fingerprint) -> Self {
+        use base64::Engine;
+        let bytes: Vec<u8> = f.raw.iter().flat_map(|x| x.to_le_bytes()).collect();
+        CarriedFingerprint {
+            duration: f.duration,
+            fingerprint: f.fingerprint.clone(),
+            raw: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+}
+
+impl CarriedFingerprint {
+    fn fingerprint(&self) -> Option<Fingerprint> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&self.raw)
+            .ok()?;
+        if bytes.len() % 4 != 0 {
+            return None;
+        }
+        Some(Fingerprint {
+            duration: self.duration,
+            fingerprint: self.fingerprint.clone(),
+            raw: bytes
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +139,7 @@ impl JobMeasurements {
                         fix: f.fix.clone(),
                     })
                     .collect(),
+                fingerprint: t.fingerprint.as_ref().map(Into::into),
             })
             .collect();
         tracks.sort_by(|a, b| a.id.cmp(&b.id));
@@ -133,11 +178,16 @@ impl JobMeasurements {
                         })
                     })
                     .collect::<Option<Vec<_>>>()?;
+                let fingerprint = match &t.fingerprint {
+                    Some(f) => Some(f.fingerprint()?),
+                    None => None,
+                };
                 Some((
                     t.id.clone(),
                     MeasuredTrack {
                         frames: t.frames,
                         loudness: t.loudness.into(),
+                        fingerprint,
                         findings,
                     },
                 ))
@@ -173,6 +223,11 @@ mod tests {
                 MeasuredTrack {
                     frames: 48_000,
                     loudness: loudness.clone(),
+                    fingerprint: Some(Fingerprint {
+                        duration: 1,
+                        fingerprint: "AQAAAA".into(),
+                        raw: vec![0xdead_beef, 7, u32::MAX],
+                    }),
                     findings: vec![finding],
                 },
             )]

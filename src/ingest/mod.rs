@@ -20,6 +20,7 @@ pub mod analysis;
 pub mod cover;
 pub mod ddex;
 pub mod findings;
+pub mod fingerprint;
 pub mod metadata;
 pub mod validate;
 

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::analysis::{album_loudness, Analyzer, Loudness};
 use super::findings::{Finding, Severity};
+use super::fingerprint::Fingerprint;
 use super::metadata::{self, ReleaseMetadata, TrackMetadata};
 use super::{
     list_masters, slug, IngestError, MasterFormat, MasterReader, Release, SampleKind, TrackSource,
@@ -59,6 +60,8 @@ pub struct Measured {
 pub struct MeasuredTrack {
     pub frames: u64,
     pub loudness: Loudness,
+    /// The master's acoustic fingerprint (`None`: too short, or measured without one).
+    pub fingerprint: Option<Fingerprint>,
     /// The decode pass's findings (warnings: a release with an error is never measured for
     /// reuse), without the file, which is the track's.
     pub findings: Vec<Finding>,
@@ -76,6 +79,7 @@ impl Measured {
                     MeasuredTrack {
                         frames: t.duration_samples,
                         loudness: t.loudness.clone()?,
+                        fingerprint: t.fingerprint.clone(),
                         findings: t.decode_findings.clone(),
                     },
                 ))
@@ -99,6 +103,9 @@ pub struct MasterCheck {
     pub bits_per_sample: Option<u8>,
     pub duration_samples: u64,
     pub loudness: Option<Loudness>,
+    /// The master's Chromaprint fingerprint (`ingest::fingerprint`), of the whole track.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
     /// Index into `albums`.
     pub album: usize,
     /// The findings of the decode pass alone (also in the report's `findings`).
@@ -128,6 +135,15 @@ impl ValidationReport {
         self.errors > 0
     }
 
+    /// The track's fingerprint, for tracks long enough to have one.
+    pub fn fingerprint_of(&self, id: &str) -> Option<&Fingerprint> {
+        self.tracks
+            .iter()
+            .find(|t| t.id == id)?
+            .fingerprint
+            .as_ref()
+    }
+
     /// The track's master format, for tracks that decoded.
     pub fn loudness_of(&self, id: &str) -> Option<(&Loudness, Option<&Loudness>)> {
         let t = self.tracks.iter().find(|t| t.id == id)?;
@@ -142,6 +158,7 @@ struct Decoded {
     frames: u64,
     loudness: Option<Loudness>,
     meter: Option<EbuR128>,
+    fingerprint: Option<Fingerprint>,
     findings: Vec<Finding>,
     /// How many of `findings`, at the end, the decode pass made.
     decode_findings: usize,
@@ -377,10 +394,12 @@ fn finish(
             bits_per_sample: d.format.as_ref().map(|f| f.bits_per_sample),
             duration_samples: d.frames,
             loudness: d.loudness,
+            fingerprint: d.fingerprint,
             album: *album,
             decode_findings,
         });
     }
+    check_duplicates(&checks, &mut findings);
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
@@ -557,6 +576,7 @@ fn check_master(path: &Path, opts: &ValidateOptions) -> Decoded {
         frames: 0,
         loudness: None,
         meter: None,
+        fingerprint: None,
         findings: Vec::new(),
         decode_findings: 0,
     };
@@ -583,6 +603,7 @@ fn reuse_measurement(path: &Path, opts: &ValidateOptions, m: &MeasuredTrack) -> 
         frames: m.frames,
         loudness: Some(m.loudness.clone()),
         meter: None,
+        fingerprint: m.fingerprint.clone(),
         findings: Vec::new(),
         decode_findings: m.findings.len(),
     };
@@ -683,11 +704,27 @@ fn decode_master(path: &Path, f: MasterFormat, reader: &mut MasterReader, out: &
         .expect("a new analyzer has its meter");
     let failed = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<f32>>(16);
+        let (channels, rate) = (f.channels, f.sample_rate);
+        let truncate = f.kind == SampleKind::Int && f.bits_per_sample > 16;
         let metering = scope.spawn(move || {
+            // The fingerprinter runs beside the meter (it is cheap: 11 kHz mono after its
+            // resampler), made on this thread (it is not `Send`).
+            #[cfg(feature = "press")]
+            let mut fingerprinter =
+                super::fingerprint::Fingerprinter::new(channels, rate, truncate).ok();
+            #[cfg(not(feature = "press"))]
+            let _ = (channels, rate, truncate);
             for chunk in rx {
                 meter.push(&chunk);
+                #[cfg(feature = "press")]
+                if let Some(fp) = &mut fingerprinter {
+                    fp.push(&chunk);
+                }
             }
-            meter
+            #[cfg(feature = "press")]
+            return (meter, fingerprinter.map(|fp| fp.finish()));
+            #[cfg(not(feature = "press"))]
+            (meter, None)
         });
         let mut failed = None;
         loop {
@@ -709,7 +746,10 @@ fn decode_master(path: &Path, f: MasterFormat, reader: &mut MasterReader, out: &
         }
         drop(tx);
         match metering.join() {
-            Ok(meter) => analyzer.attach_meter(meter),
+            Ok((meter, fingerprint)) => {
+                analyzer.attach_meter(meter);
+                out.fingerprint = fingerprint.filter(|f| !f.raw.is_empty());
+            }
             Err(_) => {
                 failed.get_or_insert(Finding::error(
                     "master.loudness",
@@ -742,6 +782,34 @@ fn decode_master(path: &Path, f: MasterFormat, reader: &mut MasterReader, out: &
     out.loudness = Some(loudness);
     out.meter = Some(meter);
     out.format = Some(f);
+}
+
+/// Two masters of the run with the same audio (by fingerprint): a warning naming both, since a
+/// label that delivers one file twice under two names most likely meant another master.
+fn check_duplicates(checks: &[MasterCheck], findings: &mut Vec<Finding>) {
+    use super::fingerprint::{best_match, DUPLICATE_SIMILARITY, MAX_OFFSET_ITEMS};
+    for (i, a) in checks.iter().enumerate() {
+        let Some(fa) = &a.fingerprint else { continue };
+        for b in &checks[i + 1..] {
+            let Some(fb) = &b.fingerprint else { continue };
+            let Some(m) = best_match(&fa.raw, &fb.raw, MAX_OFFSET_ITEMS) else {
+                continue;
+            };
+            if m.similarity >= DUPLICATE_SIMILARITY {
+                findings.push(Finding::warning(
+                    "release.duplicate-audio",
+                    Path::new(&b.file),
+                    format!(
+                        "{} and {} hold the same audio ({:.0}% of their fingerprints' bits agree)",
+                        a.file,
+                        b.file,
+                        m.similarity * 100.0
+                    ),
+                    "check that each track's master is the right file; deliver the intended master in place of the copy",
+                ));
+            }
+        }
+    }
 }
 
 fn check_gapless(

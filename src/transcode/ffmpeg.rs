@@ -397,3 +397,122 @@ fn opus_config(head: &[u8], priming: u32) -> DecoderConfig {
 fn flac_block_size(rate: u32) -> Option<u32> {
     (rate.is_multiple_of(20) && (16..=65535).contains(&(rate / 20))).then_some(rate / 20)
 }
+
+/// Audio decoded by FFmpeg: interleaved `f32`, every sample the bitstream holds.
+pub struct DecodedAudio {
+    pub samples: Vec<f32>,
+    pub channels: u16,
+    pub sample_rate: u32,
+}
+
+/// Decode the first audio stream of `url` (a file, or FFmpeg's `concat:` of an init segment
+/// and its media segments) without any trimming: priming and padding stay in (libavcodec's
+/// `skip_manual`; FFmpeg 5.1 ignores edit lists in fragmented MP4), for the caller to apply
+/// the edit list. `decryption_key` (16 bytes) decrypts a Common Encryption stream; it is
+/// passed to FFmpeg only, never printed.
+pub fn decode_all(url: &str, decryption_key: Option<&[u8; 16]>) -> Result<DecodedAudio, String> {
+    init();
+    let mut options = ff::Dictionary::new();
+    if let Some(key) = decryption_key {
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        options.set("decryption_key", &hex);
+    }
+    let mut input = ff::format::input_with_dictionary(&url, options)
+        .map_err(|e| format!("cannot open: {e}"))?;
+    let stream = input
+        .streams()
+        .best(ff::media::Type::Audio)
+        .ok_or("no audio stream")?;
+    let index = stream.index();
+    let context = ff::codec::context::Context::from_parameters(stream.parameters())
+        .map_err(|e| format!("decoder parameters: {e}"))?;
+    let codec = ff::decoder::find(context.id()).ok_or("no decoder for the stream's codec")?;
+    let mut decoder_options = ff::Dictionary::new();
+    decoder_options.set("flags2", "+skip_manual");
+    let mut decoder = context
+        .decoder()
+        .open_as_with(codec, decoder_options)
+        .and_then(|d| d.audio())
+        .map_err(|e| format!("cannot open the decoder: {e}"))?;
+    let mut out = DecodedAudio {
+        samples: Vec::new(),
+        channels: 0,
+        sample_rate: 0,
+    };
+    let mut frame = ff::frame::Audio::empty();
+    let mut drain = |decoder: &mut ff::decoder::Audio, out: &mut DecodedAudio| {
+        while decoder.receive_frame(&mut frame).is_ok() {
+            append_frame(&frame, out)?;
+        }
+        Ok::<(), String>(())
+    };
+    for (stream, packet) in input.packets() {
+        if stream.index() != index {
+            continue;
+        }
+        decoder
+            .send_packet(&packet)
+            .map_err(|e| format!("cannot decode packet at {:?}: {e}", packet.pts()))?;
+        drain(&mut decoder, &mut out)?;
+    }
+    decoder
+        .send_eof()
+        .map_err(|e| format!("cannot finish decoding: {e}"))?;
+    drain(&mut decoder, &mut out)?;
+    Ok(out)
+}
+
+/// Append one decoded frame to `out` as interleaved `f32`.
+fn append_frame(frame: &ff::frame::Audio, out: &mut DecodedAudio) -> Result<(), String> {
+    let channels = usize::from(frame.channels());
+    let n = frame.samples();
+    if out.channels == 0 {
+        out.channels = frame.channels();
+        out.sample_rate = frame.rate();
+    } else if out.channels != frame.channels() {
+        return Err(format!(
+            "the channel count changes from {} to {} mid-stream",
+            out.channels,
+            frame.channels()
+        ));
+    }
+    let read = |bytes: &[u8], i: usize| -> f32 {
+        match frame.format() {
+            SampleFormat::F32(_) => {
+                f32::from_ne_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap_or([0; 4]))
+            }
+            SampleFormat::I16(_) => {
+                f32::from(i16::from_ne_bytes(
+                    bytes[2 * i..2 * i + 2].try_into().unwrap_or([0; 2]),
+                )) / 32768.0
+            }
+            SampleFormat::I32(_) => {
+                (f64::from(i32::from_ne_bytes(
+                    bytes[4 * i..4 * i + 4].try_into().unwrap_or([0; 4]),
+                )) / 2_147_483_648.0) as f32
+            }
+            _ => 0.0,
+        }
+    };
+    match frame.format() {
+        SampleFormat::F32(_) | SampleFormat::I16(_) | SampleFormat::I32(_) => {}
+        other => return Err(format!("the decoder's sample format {other:?} is not read")),
+    }
+    let start = out.samples.len();
+    out.samples.resize(start + n * channels, 0.0);
+    let dst = &mut out.samples[start..];
+    if frame.is_planar() {
+        for c in 0..channels {
+            let plane = frame.data(c);
+            for i in 0..n {
+                dst[i * channels + c] = read(plane, i);
+            }
+        }
+    } else {
+        let data = frame.data(0);
+        for (i, d) in dst.iter_mut().enumerate() {
+            *d = read(data, i);
+        }
+    }
+    Ok(())
+}

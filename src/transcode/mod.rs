@@ -8,6 +8,7 @@ mod dither;
 pub mod engine;
 mod fdk;
 mod ffmpeg;
+pub use ffmpeg::{decode_all, DecodedAudio};
 mod plan;
 mod resample;
 pub mod timeline;
