@@ -12,7 +12,8 @@ minutes), then runs, interleaved N times (default 3):
     (-f dash -hls_playlist 1).
 Prints and writes JSON: audio seconds, wall seconds (median), realtime factor, CPU seconds
 and utilisation, peak RSS, pressing's per-stage CPU seconds, the throughput ratio, and the
-machine limit check (wall vs. per-stage CPU / cores); with --protection (and --ci, one pair),
+machine limit check (wall vs. per-stage CPU / cores), the fingerprints' share of a default-ladder
+run; with --protection (and --ci, one pair),
 clear and encrypted (cbcs, every tier) runs side by side. With --ci, exits 1 when a threshold in
 benches/threshold.toml is missed. --memory presses masters of the given lengths (minutes) once
 each and reports peak RSS, to show memory stays flat.
@@ -168,6 +169,32 @@ def protection_cost(src, runs, ladder):
     }
 
 
+def fingerprint_cost(src):
+    """One run of the default ladder (ladders/music.toml) on a 242 s master (a 4-minute track,
+    as issue 4's benchmark): the CPU of the masters' fingerprints
+    and of decoding and fingerprinting every rendition again, as a share of the run's CPU.
+    The run keeps both cores busy (its wall time is within 10% of its CPU over the cores, gated
+    above), so the CPU share is the wall-time share."""
+    out = os.path.join(BENCH, "out-fingerprint")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    wall, cpu, rss, others = measure(pressing_cmd(src, out, "ladders/music.toml"))
+    with open(out + ".report.json") as f:
+        st = json.load(f)["stats"]["cpu_seconds"]
+    cores = os.cpu_count()
+    return {
+        "ladder": "ladders/music.toml",
+        "wall_seconds": round(wall, 3),
+        "cpu_seconds_total": round(st["total"], 3),
+        "master_fingerprint_cpu_seconds": round(st.get("fingerprint", 0.0), 3),
+        "verify_cpu_seconds": round(st.get("verify", 0.0), 3),
+        "fingerprint_cpu_share": round((st.get("fingerprint", 0.0) + st.get("verify", 0.0))
+                                       / st["total"], 4),
+        # Verification runs after encoding, on every core: its wall time, at most.
+        "verify_wall_share_bound": round(st.get("verify", 0.0) / cores / wall, 4),
+    }
+
+
 def ffmpeg_cmd(src, out):
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", src]
     for _ in FFMPEG_RUNGS:
@@ -271,6 +298,7 @@ def main():
     if args.protection or args.ci:
         ladder = args.protection or "ladders/bench.toml"
         report["protection"] = protection_cost(src, runs if args.protection else 1, ladder)
+    report["fingerprints"] = fingerprint_cost(master(242))
     if args.memory:
         report["memory"] = []
         for minutes in [int(m) for m in args.memory.split(",")]:
@@ -333,6 +361,10 @@ def main():
         share = report["protection"]["encryption_cpu_share"]
         if share > t["max_encryption_cpu_share"]:
             failed.append(f"encryption costs {share:.2%} of the CPU > {t['max_encryption_cpu_share']:.0%}")
+        # Fingerprints (always on): the masters' and every rendition's, on the default ladder.
+        share = report["fingerprints"]["fingerprint_cpu_share"]
+        if share > t["max_fingerprint_cpu_share"]:
+            failed.append(f"fingerprints cost {share:.2%} of the CPU > {t['max_fingerprint_cpu_share']:.0%}")
         if failed:
             print("bench: FAILED: " + "; ".join(failed), file=sys.stderr)
             return 1

@@ -155,6 +155,16 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
     if validation.has_errors() {
         return Err(Error::Rejected(Box::new(validation)));
     }
+    // The masters' fingerprints were made inside validation: their CPU moves to its own stage.
+    let fingerprinting = std::time::Duration::from_nanos(
+        validation
+            .tracks
+            .iter()
+            .filter_map(|t| t.fingerprint.as_ref())
+            .map(|f| f.cpu_nanos)
+            .sum(),
+    );
+    clock.charge_to(Stage::Validate, Stage::Fingerprint, fingerprinting);
     let mut skipped = Vec::new();
     let mut planned = Vec::with_capacity(release.tracks.len());
     for source in &release.tracks {

@@ -26,9 +26,11 @@ pub enum Stage {
     Package,
     /// Decoding every packaged rendition again and comparing its fingerprint with its master's.
     Verify,
+    /// The masters' fingerprints (computed during validation, beside the loudness meter).
+    Fingerprint,
 }
 
-const STAGES: usize = 12;
+const STAGES: usize = 13;
 
 fn index(stage: Stage) -> usize {
     match stage {
@@ -44,6 +46,7 @@ fn index(stage: Stage) -> usize {
         Stage::Encode(Codec::Alac) => 9,
         Stage::Package => 10,
         Stage::Verify => 11,
+        Stage::Fingerprint => 12,
     }
 }
 
@@ -78,6 +81,16 @@ impl StageClock {
         self.nanos[index(stage)].fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
 
+    /// Charge `d` of what `from` measured to `to` instead (work that ran inside another
+    /// stage's timing).
+    pub fn charge_to(&self, from: Stage, to: Stage, d: Duration) {
+        let d = d.as_nanos() as u64;
+        let _ = self.nanos[index(from)].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(d))
+        });
+        self.add(to, Duration::from_nanos(d));
+    }
+
     pub fn report(&self) -> StageSeconds {
         let s = |i: usize| self.nanos[i].load(Ordering::Relaxed) as f64 / 1e9;
         StageSeconds {
@@ -93,6 +106,7 @@ impl StageClock {
             encode_alac: s(9),
             package: s(10),
             verify: s(11),
+            fingerprint: s(12),
             total: (0..STAGES).map(s).sum(),
         }
     }
@@ -114,5 +128,7 @@ pub struct StageSeconds {
     pub package: f64,
     #[serde(default)]
     pub verify: f64,
+    #[serde(default)]
+    pub fingerprint: f64,
     pub total: f64,
 }

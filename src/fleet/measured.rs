@@ -72,6 +72,7 @@ impl CarriedFingerprint {
                 .chunks_exact(4)
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect(),
+            cpu_nanos: 0,
         })
     }
 }
@@ -227,6 +228,7 @@ mod tests {
                         duration: 1,
                         fingerprint: "AQAAAA".into(),
                         raw: vec![0xdead_beef, 7, u32::MAX],
+                        cpu_nanos: 0,
                     }),
                     findings: vec![finding],
                 },

@@ -37,6 +37,10 @@ pub struct Fingerprint {
     /// The items themselves (fpcalc `-raw`): for comparisons in this process, not written.
     #[serde(skip)]
     pub raw: Vec<u32>,
+    /// Thread CPU time spent computing it (0 when carried from an earlier measurement): the
+    /// run's `stats.cpu_seconds.fingerprint`.
+    #[serde(skip)]
+    pub cpu_nanos: u64,
 }
 
 #[cfg(feature = "press")]
@@ -50,6 +54,7 @@ impl Fingerprint {
             duration: frames / u64::from(rate.max(1)),
             fingerprint: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(compressed),
             raw,
+            cpu_nanos: 0,
         }
     }
 }
@@ -170,6 +175,7 @@ pub struct Fingerprinter {
     /// conversion does for `fpcalc`); float and 16-bit masters are rounded (exact for 16-bit).
     truncate: bool,
     buf: Vec<i16>,
+    cpu: std::time::Duration,
 }
 
 #[cfg(feature = "press")]
@@ -188,28 +194,45 @@ impl Fingerprinter {
             frames: 0,
             truncate,
             buf: Vec::new(),
+            cpu: std::time::Duration::ZERO,
         })
     }
 
     pub fn push(&mut self, samples: &[f32]) {
+        let start = cpu_time::ThreadTime::try_now().ok();
         self.buf.clear();
-        let to_i16 = |s: f32| {
-            let x = f64::from(s) * 32768.0;
-            let x = if self.truncate {
-                x.floor()
-            } else {
-                x.round_ties_even()
-            };
-            x.clamp(-32768.0, 32767.0) as i16
-        };
-        self.buf.extend(samples.iter().map(|&s| to_i16(s)));
+        // Round half to even (FFmpeg's lrintf) without a libm call per sample: adding and
+        // taking away 1.5 * 2^52 leaves a double rounded to an integer in the default
+        // rounding mode. Truncation (FFmpeg's s32 to s16 shift) is that, less one where it
+        // rounded up. Both vectorise.
+        const MAGIC: f64 = 6_755_399_441_055_744.0;
+        if self.truncate {
+            self.buf.extend(samples.iter().map(|&s| {
+                let x = f64::from(s) * 32768.0;
+                let r = (x + MAGIC) - MAGIC;
+                let r = if r > x { r - 1.0 } else { r };
+                r.clamp(-32768.0, 32767.0) as i16
+            }));
+        } else {
+            self.buf.extend(samples.iter().map(|&s| {
+                let x = f64::from(s) * 32768.0;
+                ((x + MAGIC) - MAGIC).clamp(-32768.0, 32767.0) as i16
+            }));
+        }
         self.inner.consume(&self.buf);
         self.frames += (samples.len() / self.channels) as u64;
+        if let Some(start) = start {
+            self.cpu += start.elapsed();
+        }
     }
 
     pub fn finish(mut self) -> Fingerprint {
+        let start = cpu_time::ThreadTime::try_now().ok();
         self.inner.finish();
-        Fingerprint::new(self.inner.fingerprint().to_vec(), self.frames, self.rate)
+        let mut fp = Fingerprint::new(self.inner.fingerprint().to_vec(), self.frames, self.rate);
+        fp.cpu_nanos =
+            (self.cpu + start.map(|s| s.elapsed()).unwrap_or_default()).as_nanos() as u64;
+        fp
     }
 }
 

@@ -476,42 +476,39 @@ fn append_frame(frame: &ff::frame::Audio, out: &mut DecodedAudio) -> Result<(), 
             frame.channels()
         ));
     }
-    let read = |bytes: &[u8], i: usize| -> f32 {
-        match frame.format() {
-            SampleFormat::F32(_) => {
-                f32::from_ne_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap_or([0; 4]))
-            }
-            SampleFormat::I16(_) => {
-                f32::from(i16::from_ne_bytes(
-                    bytes[2 * i..2 * i + 2].try_into().unwrap_or([0; 2]),
-                )) / 32768.0
-            }
-            SampleFormat::I32(_) => {
-                (f64::from(i32::from_ne_bytes(
-                    bytes[4 * i..4 * i + 4].try_into().unwrap_or([0; 4]),
-                )) / 2_147_483_648.0) as f32
-            }
-            _ => 0.0,
-        }
-    };
-    match frame.format() {
-        SampleFormat::F32(_) | SampleFormat::I16(_) | SampleFormat::I32(_) => {}
-        other => return Err(format!("the decoder's sample format {other:?} is not read")),
-    }
     let start = out.samples.len();
     out.samples.resize(start + n * channels, 0.0);
     let dst = &mut out.samples[start..];
-    if frame.is_planar() {
-        for c in 0..channels {
-            let plane = frame.data(c);
-            for i in 0..n {
-                dst[i * channels + c] = read(plane, i);
+    // Each plane's samples as f32: planar formats have a plane per channel, packed ones one.
+    let planes = if frame.is_planar() { channels } else { 1 };
+    let per_plane = if frame.is_planar() { n } else { n * channels };
+    for p in 0..planes {
+        let bytes = frame.data(p);
+        let write = |i: usize| {
+            if frame.is_planar() {
+                i * channels + p
+            } else {
+                i
             }
-        }
-    } else {
-        let data = frame.data(0);
-        for (i, d) in dst.iter_mut().enumerate() {
-            *d = read(data, i);
+        };
+        match frame.format() {
+            SampleFormat::F32(_) => {
+                for (i, b) in bytes.chunks_exact(4).take(per_plane).enumerate() {
+                    dst[write(i)] = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            SampleFormat::I16(_) => {
+                for (i, b) in bytes.chunks_exact(2).take(per_plane).enumerate() {
+                    dst[write(i)] = f32::from(i16::from_ne_bytes([b[0], b[1]])) / 32768.0;
+                }
+            }
+            SampleFormat::I32(_) => {
+                for (i, b) in bytes.chunks_exact(4).take(per_plane).enumerate() {
+                    let v = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+                    dst[write(i)] = (f64::from(v) / 2_147_483_648.0) as f32;
+                }
+            }
+            other => return Err(format!("the decoder's sample format {other:?} is not read")),
         }
     }
     Ok(())
