@@ -372,12 +372,7 @@ fn a_rendition_that_is_not_its_master_is_caught() {
     // synthetic signal, too alike to stand for another song).
     let (one, two) = ("qzes62600011", "qzes62600001");
     let rate_of = |id: &str, rendition: &str| {
-        track(&report, id)["renditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == rendition)
-            .unwrap()["sample_rate"]
+        rendition_in(track(&report, id), rendition)["sample_rate"]
             .as_u64()
             .unwrap() as u32
     };
@@ -448,10 +443,19 @@ fn a_long_master_is_judged_on_windows_of_each_rendition() {
     let mut checked = 0;
     for (form, extra) in [("segments", None), ("single file", Some("--single-file"))] {
         let out = dir.join(format!("out-{}", form.replace(' ', "-")));
-        let mut args = vec!["run", master.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        let mut args = vec![
+            "run",
+            master.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
         args.extend(extra);
         let o = pressing(&args);
-        assert!(o.status.success(), "{form}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{form}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let report = report(&out);
         for r in report["tracks"][0]["renditions"].as_array().unwrap() {
             let s = r["similarity"].as_f64().unwrap();

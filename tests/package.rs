@@ -385,12 +385,7 @@ fn dash_mpds_parse_and_match_the_segments() {
                 for rep in &set.representations {
                     representations += 1;
                     let rid = rep.id.as_deref().unwrap();
-                    let r = t["renditions"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .find(|r| r["id"] == rid)
-                        .unwrap();
+                    let r = rendition_in(t, rid);
                     families.insert(r["family"].as_str().unwrap().to_string());
                     assert!(tier_rank(r["tier"].as_str().unwrap()) <= tier_rank(tier));
                     assert_eq!(rep.codecs.as_deref(), r["codecs"].as_str());

@@ -787,12 +787,7 @@ fn check_qc_page(out: &Path, figures_per_track: usize) -> usize {
             (None, "sample-peak") => f(&l["sample_peak_dbfs"], 1),
             (None, "album") => f(&t["album_loudness"]["integrated_lufs"], 1),
             (Some(rid), key) => {
-                let r = t["renditions"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|r| r["id"] == rid)
-                    .unwrap();
+                let r = rendition_in(t, rid);
                 match key {
                     "similarity" => f(&r["similarity"], 3),
                     "mean-kbps" => {

@@ -724,7 +724,7 @@ fn decode_master(path: &Path, f: MasterFormat, reader: &mut MasterReader, out: &
             #[cfg(feature = "press")]
             return (meter, fingerprinter.map(|fp| fp.finish()));
             #[cfg(not(feature = "press"))]
-            (meter, None)
+            (meter, None::<Fingerprint>)
         });
         let mut failed = None;
         loop {

@@ -18,6 +18,20 @@ fn failed(e: impl std::fmt::Display) -> Failed {
 const ORANGE: RGBColor = RGBColor(230, 140, 0);
 const INK: RGBColor = RGBColor(40, 40, 40);
 
+/// The series' legend, in a corner of the plot.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), Failed> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(INK)
+        .position(position)
+        .draw()
+        .map_err(failed)
+}
+
 /// The peak envelope, with columns whose true peak is above -1 dBTP (orange) or 0 dBTP (red)
 /// marked by a bar over the top.
 pub fn waveform(w: &Waveform) -> Result<String, Failed> {
@@ -129,13 +143,7 @@ pub fn loudness(
                 .label("integrated")
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(INK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(failed)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(failed)?;
     }
     Ok(svg)
@@ -237,13 +245,7 @@ pub fn bitrates(series: &[(String, Vec<(f64, f64)>)], seconds: f64) -> Result<St
                     PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(INK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(failed)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(failed)?;
     }
     Ok(svg)

@@ -410,6 +410,16 @@ pub fn snr_db(x: &[f32], reference: &[f32]) -> f64 {
     10.0 * (s / (e + 1e-20)).log10()
 }
 
+/// A track's rendition in a report, by id.
+pub fn rendition_in<'a>(track: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    track["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("rendition {id} in {}", track["id"]))
+}
+
 /// The gapless fixture's two parts joined into one 24-bit WAV: the uncut programme.
 pub fn uncut_programme() -> &'static Path {
     static WAV: OnceLock<PathBuf> = OnceLock::new();
