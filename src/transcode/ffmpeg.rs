@@ -480,17 +480,12 @@ fn append_frame(frame: &ff::frame::Audio, out: &mut DecodedAudio) -> Result<(), 
     out.samples.resize(start + n * channels, 0.0);
     let dst = &mut out.samples[start..];
     // Each plane's samples as f32: planar formats have a plane per channel, packed ones one.
-    let planes = if frame.is_planar() { channels } else { 1 };
-    let per_plane = if frame.is_planar() { n } else { n * channels };
+    let planar = frame.is_planar();
+    let planes = if planar { channels } else { 1 };
+    let per_plane = if planar { n } else { n * channels };
     for p in 0..planes {
         let bytes = frame.data(p);
-        let write = |i: usize| {
-            if frame.is_planar() {
-                i * channels + p
-            } else {
-                i
-            }
-        };
+        let write = |i: usize| if planar { i * channels + p } else { i };
         match frame.format() {
             SampleFormat::F32(_) => {
                 for (i, b) in bytes.chunks_exact(4).take(per_plane).enumerate() {

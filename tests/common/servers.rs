@@ -35,7 +35,7 @@ pub fn webhook_secret() -> String {
 fn spawn_watched(binary: &Path, args: &[String], pid_file: &Path) {
     let script = r#"w="$1"; shift; pidfile="$1"; shift; parent="$1"; shift
 "$w" "$@" >"$pidfile.log" 2>&1 & child=$!
-echo "$child" > "$pidfile"
+echo "$child" > "$pidfile.tmp" && mv "$pidfile.tmp" "$pidfile"
 while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done
 kill -9 "$child" 2>/dev/null; exit 0"#;
     let _ = std::fs::remove_file(pid_file);
@@ -73,7 +73,10 @@ impl Daemon {
 
     /// Whether it is alive (`None`: no pid yet).
     fn alive(&self) -> Option<bool> {
+        // The watchdog writes the pid file whole (a rename), but an empty or partial read
+        // is "not yet" rather than "exited".
         let pid = std::fs::read_to_string(&self.pid_file).ok()?;
+        pid.trim().parse::<u32>().ok()?;
         Some(
             Command::new("kill")
                 .args(["-0", pid.trim()])
