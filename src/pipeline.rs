@@ -308,9 +308,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
                 let track = &planned[*index];
                 let album = release.albums[track.source.album].as_ref();
                 let cover = artwork[track.source.album].as_ref();
-                let mut report = write_manifests(track, t, &staging, album, cover, opts, verdicts)?;
-                report.fingerprint = track.fingerprint.clone();
-                Ok(report)
+                write_manifests(track, t, &staging, album, cover, opts, verdicts)
             })
             .collect::<Result<Vec<_>, Error>>()?;
         publish_staged(&staging, &opts.out, &reports)?;

@@ -382,22 +382,22 @@ fn a_rendition_that_is_not_its_master_is_caught() {
         let own = decode_gapless(&out.join(one), rendition, 2);
         let other = decode_gapless(&out.join(two), rendition, 2);
         // The rendition itself passes, at offset 0.
-        let v = judge(&master(one), &own, 2, rate);
+        let itself = judge(&master(one), &own, 2, rate);
         assert!(
-            matches!(v, Verdict::Same(m) if m.offset == 0),
-            "{rendition}: {v:?}"
+            matches!(itself, Verdict::Same(m) if m.offset == 0),
+            "{rendition}: {itself:?}"
         );
         // Another track's audio.
-        let v = judge(&master(one), &other, 2, rate_of(two, rendition));
+        let another = judge(&master(one), &other, 2, rate_of(two, rendition));
         assert!(
-            matches!(v, Verdict::Differs(m) if m.similarity < 0.7),
-            "{rendition} other: {v:?}"
+            matches!(another, Verdict::Differs(m) if m.similarity < 0.7),
+            "{rendition} other: {another:?}"
         );
         // Silence of the same length.
-        let v = judge(&master(one), &vec![0.0; own.len()], 2, rate);
+        let silence = judge(&master(one), &vec![0.0; own.len()], 2, rate);
         assert!(
-            matches!(v, Verdict::Differs(_)),
-            "{rendition} silence: {v:?}"
+            matches!(silence, Verdict::Differs(_)),
+            "{rendition} silence: {silence:?}"
         );
         // The same audio half a second late (a broken join): its bits agree at 4 items, and
         // the offset refuses it.
@@ -412,9 +412,9 @@ fn a_rendition_that_is_not_its_master_is_caught() {
         );
         eprintln!(
             "{rendition}: itself {:?}, another track {:?}, silence {:?}, late {:?}",
-            judge(&master(one), &own, 2, rate).similarity(),
-            judge(&master(one), &other, 2, rate_of(two, rendition)).similarity(),
-            judge(&master(one), &vec![0.0; own.len()], 2, rate).similarity(),
+            itself.similarity(),
+            another.similarity(),
+            silence.similarity(),
             v.similarity()
         );
         checked += 4;
