@@ -207,6 +207,9 @@ pub struct NotifiedRendition {
     /// How well the rendition's fingerprint agrees with its master's (0..1).
     #[serde(default)]
     pub similarity: Option<f64>,
+    /// Its quality score (ViSQOL MOS-LQO) when the run scored it (`--quality`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::package::quality::Quality>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -281,6 +284,7 @@ impl Notification {
                 scheme: r.scheme,
                 key_id: r.key_id,
                 similarity: r.similarity,
+                quality: r.quality.clone(),
             })
             .collect();
         Notification {

@@ -67,7 +67,9 @@ impl fmt::Display for Tier {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Codec {
     /// MPEG-4 AAC Low Complexity (AOT 2).
@@ -202,6 +204,10 @@ pub struct Ladder {
     pub deal_models: Vec<(Tier, Vec<String>)>,
     /// The `[cover]` table: the front cover's floor and the sizes derived from it.
     pub cover: CoverPolicy,
+    /// `prune_quality_margin`: per track, a lossy rung whose quality score is less than this
+    /// margin (MOS units) above the next lower kept rung of its family is skipped (`None`: no
+    /// pruning). A ladder that prunes has its renditions scored, as `--quality` does.
+    pub prune_quality_margin: Option<f64>,
     pub rungs: Vec<Rung>,
 }
 
@@ -310,6 +316,7 @@ struct LadderFile {
     deals: Option<DealsFile>,
     #[serde(default)]
     cover: CoverPolicy,
+    prune_quality_margin: Option<f64>,
     #[serde(default)]
     rung: Vec<toml::Spanned<RungFile>>,
 }
@@ -449,6 +456,16 @@ impl Ladder {
                 ),
             });
         }
+        if let Some(m) = file.prune_quality_margin {
+            if !(m.is_finite() && (0.0..=4.0).contains(&m)) {
+                return Err(LadderError::Syntax {
+                    path: path.to_owned(),
+                    message: format!(
+                        "prune_quality_margin = {m} (expected a margin in MOS units from 0 to 4, such as 0.1, or no key to keep every rung)"
+                    ),
+                });
+            }
+        }
         if file.rung.is_empty() {
             return Err(LadderError::Syntax {
                 path: path.to_owned(),
@@ -480,6 +497,7 @@ impl Ladder {
             protection: file.protection,
             deal_models: deal_models(file.deals),
             cover: file.cover,
+            prune_quality_margin: file.prune_quality_margin,
             rungs,
         })
     }

@@ -26,6 +26,7 @@ use crate::ingest::{MasterFormat, TrackSource};
 use crate::ladder::{Ladder, Tier};
 use crate::layout;
 use crate::manifest;
+use crate::package::quality::{self, MasterAudio, Quality};
 use crate::package::verify::{self, Verdict};
 use crate::package::{self, LoudnessInfo, PackagedRendition, PackagerSink, RenditionPackager};
 use crate::protect::{self, KeySource, RenditionProtection, Scheme, TrackKeys};
@@ -64,6 +65,9 @@ pub struct RunOptions<'a> {
     pub served_at: Option<ServedAt<'a>>,
     /// Which tiers are encrypted, how, and with whose keys (`None`: every tier clear).
     pub protection: Option<RunProtection<'a>>,
+    /// Score every lossy rendition against its master (`--quality`; a ladder with
+    /// `prune_quality_margin` is scored whatever this says).
+    pub quality: bool,
 }
 
 /// What a run encrypts: the ladder's `[protection]` with the command line's overrides.
@@ -194,6 +198,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
                                     .map(|(_, m)| m.join(", "))
                                     .unwrap_or_default()
                             ),
+                            scores: None,
                         });
                     }
                     allowed
@@ -276,7 +281,7 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
     })?;
     let staging = opts.out.join(STAGING_DIR);
     let _ = fs::remove_dir_all(&staging);
-    let result = (|| -> Result<Vec<TrackReport>, Error> {
+    let result = (|| -> Result<(Vec<TrackReport>, Vec<transcode::Skipped>), Error> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.jobs.unwrap_or(0))
             .build()
@@ -289,11 +294,13 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
         })?;
         let mut tracks: Vec<_> = encoded.into_iter().flatten().collect();
         tracks.sort_by_key(|(index, _)| *index);
-        let verdicts = pool.install(|| verify_renditions(&planned, &tracks, &staging, &clock))?;
+        let scoring = opts.quality || opts.ladder.prune_quality_margin.is_some();
+        let mut judged =
+            pool.install(|| judge_renditions(&planned, &tracks, &staging, &clock, scoring))?;
         let refused: Vec<Finding> = tracks
             .iter()
-            .zip(&verdicts)
-            .flat_map(|((index, t), v)| not_master(&planned[*index], t, v))
+            .zip(&judged)
+            .flat_map(|((index, t), j)| not_master(&planned[*index], t, j))
             .collect();
         if !refused.is_empty() {
             let mut report = validation.clone();
@@ -301,21 +308,39 @@ pub fn run(opts: &RunOptions, progress: &dyn ProgressSink) -> Result<RunReport, 
             report.findings.extend(refused);
             return Err(Error::Rejected(Box::new(report)));
         }
+        if let Some(margin) = opts.ladder.prune_quality_margin {
+            for ((index, t), j) in tracks.iter_mut().zip(judged.iter_mut()) {
+                let track = &planned[*index];
+                let mut pruned = prune(&track.source.id, t, j, margin);
+                for s in &pruned {
+                    let Some(i) = t.renditions.iter().position(|(p, _)| p.rung.id == s.rung) else {
+                        continue;
+                    };
+                    let (_, r) = t.renditions.remove(i);
+                    j.remove(i);
+                    // The rung's folder, with every version of it.
+                    let dir = staging.join(&track.source.id).join(&r.id);
+                    fs::remove_dir_all(&dir)
+                        .map_err(|source| Error::Output { path: dir, source })?;
+                }
+                skipped.append(&mut pruned);
+            }
+        }
         let reports = tracks
             .iter()
-            .zip(&verdicts)
-            .map(|((index, t), verdicts)| {
+            .zip(&judged)
+            .map(|((index, t), judged)| {
                 let track = &planned[*index];
                 let album = release.albums[track.source.album].as_ref();
                 let cover = artwork[track.source.album].as_ref();
-                write_manifests(track, t, &staging, album, cover, opts, verdicts)
+                write_manifests(track, t, &staging, album, cover, opts, judged)
             })
             .collect::<Result<Vec<_>, Error>>()?;
         publish_staged(&staging, &opts.out, &reports)?;
-        Ok(reports)
+        Ok((reports, skipped))
     })();
     let _ = fs::remove_dir_all(&staging);
-    let tracks = result?;
+    let (tracks, skipped) = result?;
     let wall_seconds = started.elapsed().as_secs_f64();
     let audio_seconds: f64 = tracks.iter().map(|t| t.duration_seconds).sum();
     let stats = RunStats {
@@ -399,50 +424,143 @@ fn encode_programme(
     Ok(programme.iter().copied().zip(encoded).collect())
 }
 
-/// Each packaged rendition of each track decoded from its staged files and judged against its
-/// master's fingerprint (`package::verify`), in the order of `tracks` and their renditions.
-fn verify_renditions(
+/// What the run found of a packaged rendition, decoded again from its staged files.
+struct Judged {
+    /// Is it its master's audio (`package::verify`)?
+    verdict: Verdict,
+    /// Its quality score (`package::quality`): lossy renditions of a scored run.
+    quality: Option<Quality>,
+}
+
+/// Each packaged rendition of each track decoded from its staged files, judged against its
+/// master's fingerprint and, when `scoring`, scored against its master if it is lossy; in the
+/// order of `tracks` and their renditions.
+fn judge_renditions(
     planned: &[PlannedTrack],
     tracks: &[(usize, EncodedTrack<PackagedRendition>)],
     staging: &Path,
     clock: &StageClock,
-) -> Result<Vec<Vec<Verdict>>, Error> {
+    scoring: bool,
+) -> Result<Vec<Vec<Judged>>, Error> {
     tracks
         .par_iter()
         .map(|(index, t)| {
             let track = &planned[*index];
             let dir = staging.join(&track.source.id);
+            let lossy = t
+                .renditions
+                .iter()
+                .any(|(p, _)| !p.rung.codec.is_lossless());
+            // The master, decoded once more for the scores (mono: what ViSQOL compares).
+            let master = if scoring && lossy {
+                let path = track.source.path.to_string_lossy();
+                let audio = clock
+                    .time(Stage::Quality, || transcode::decode_all(&path, None))
+                    .map_err(|message| {
+                        Error::Internal(format!(
+                            "{} cannot be decoded again for its quality scores: {message}",
+                            track.source.path.display()
+                        ))
+                    })?;
+                let rates: Vec<u32> = t.renditions.iter().map(|(p, _)| p.sample_rate).collect();
+                let master = clock.time(Stage::Quality, || {
+                    MasterAudio::new(&audio.samples, audio.channels, audio.sample_rate, &rates)
+                });
+                Some(master.map_err(|message| {
+                    Error::Internal(format!(
+                        "{} cannot be resampled for its quality scores: {message}",
+                        track.source.path.display()
+                    ))
+                })?)
+            } else {
+                None
+            };
             t.renditions
                 .par_iter()
-                .map(|(_, r)| {
-                    let Some(master) = &track.fingerprint else {
-                        return Ok(Verdict::TooShort);
+                .map(|(plan, r)| {
+                    let failed = |message: String| {
+                        Error::Internal(format!(
+                            "rendition {} of {} cannot be decoded again: {message}",
+                            r.id, track.source.id
+                        ))
                     };
-                    clock
-                        .time(Stage::Verify, || verify::verify(&dir, r, master))
-                        .map_err(|message| {
-                            Error::Internal(format!(
-                                "rendition {} of {} cannot be decoded again: {message}",
-                                r.id, track.source.id
-                            ))
-                        })
+                    let windows = clock
+                        .time(Stage::Verify, || verify::decode_windows(&dir, r))
+                        .map_err(failed)?;
+                    let verdict = match &track.fingerprint {
+                        Some(master) => {
+                            clock.time(Stage::Verify, || verify::judge_windows(&windows, master))
+                        }
+                        None => Verdict::TooShort,
+                    };
+                    let quality = match &master {
+                        Some(master) if !plan.rung.codec.is_lossless() => clock
+                            .time(Stage::Quality, || quality::score(&windows, master))
+                            .map_err(failed)?,
+                        _ => None,
+                    };
+                    Ok(Judged { verdict, quality })
                 })
                 .collect()
         })
         .collect()
 }
 
+/// The lossy rungs of a track that pruning skips: for each codec, from the lowest bit rate up,
+/// a rung whose score is less than `margin` above the last kept rung's is skipped (the lowest
+/// of a codec is always kept). Per codec, not per family: HE-AAC's spectral band replication
+/// is a different trade from AAC-LC's, and a listener's device may decode only one. A rung without a score is kept and compared with no
+/// further.
+fn prune(
+    track: &str,
+    t: &EncodedTrack<PackagedRendition>,
+    judged: &[Judged],
+    margin: f64,
+) -> Vec<transcode::Skipped> {
+    let mut scored: Vec<(&RenditionPlan, f64)> = t
+        .renditions
+        .iter()
+        .zip(judged)
+        .filter_map(|((plan, _), j)| j.quality.as_ref().map(|q| (plan, q.mos)))
+        .collect();
+    scored.sort_by_key(|(p, _)| (p.rung.codec, p.bitrate));
+    let mut skipped = Vec::new();
+    let mut kept: Option<(&RenditionPlan, f64)> = None;
+    for (plan, mos) in scored {
+        match kept {
+            Some((below, score)) if below.rung.codec == plan.rung.codec && mos < score + margin => {
+                skipped.push(transcode::Skipped {
+                    track: track.to_string(),
+                    rung: plan.rung.id.clone(),
+                    reason: format!(
+                        "pruned: its quality score {mos:.3} is less than {margin} above {}'s {score:.3}, the next lower kept rung of {} (the ladder's prune_quality_margin)",
+                        below.rung.id,
+                        plan.rung.codec
+                    ),
+                    scores: Some(transcode::PrunedScores {
+                        quality: mos,
+                        below: below.rung.id.clone(),
+                        below_quality: score,
+                    }),
+                });
+            }
+            _ => kept = Some((plan, mos)),
+        }
+    }
+    skipped
+}
+
 /// The findings of a track's renditions that are not its master's audio.
 fn not_master(
     track: &PlannedTrack,
     encoded: &EncodedTrack<PackagedRendition>,
-    verdicts: &[Verdict],
+    judged: &[Judged],
 ) -> Vec<Finding> {
     encoded
         .renditions
         .iter()
-        .zip(verdicts)
-        .filter_map(|((plan, _), v)| match v {
+        .zip(judged)
+        .filter_map(|((plan, _), j)| match &j.verdict {
             Verdict::Differs(m) => Some(
                 Finding::error(
                     "rendition.not-master",
@@ -473,7 +591,7 @@ fn write_manifests(
     album: Option<&ReleaseMetadata>,
     cover: Option<&package::artwork::Artwork>,
     opts: &RunOptions,
-    verdicts: &[Verdict],
+    judged: &[Judged],
 ) -> Result<TrackReport, Error> {
     let id = &planned.source.id;
     let dir = staging.join(id);
@@ -511,8 +629,12 @@ fn write_manifests(
     }
     report.availability = planned.availability.clone();
     report.fingerprint = planned.fingerprint.clone();
-    for (r, v) in report.renditions.iter_mut().zip(verdicts) {
-        r.similarity = v.similarity().map(|x| (x * 1000.0).round() / 1000.0);
+    for (r, j) in report.renditions.iter_mut().zip(judged) {
+        r.similarity = j
+            .verdict
+            .similarity()
+            .map(|x| (x * 1000.0).round() / 1000.0);
+        r.quality = j.quality.clone();
     }
     for (rel, image) in cover.iter().flat_map(|a| a.files()) {
         let path = dir.join(&rel);

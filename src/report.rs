@@ -174,6 +174,10 @@ pub struct RenditionReport {
     /// for a track too short to fingerprint.
     #[serde(default)]
     pub similarity: Option<f64>,
+    /// The rendition's quality score against its master (`--quality`; lossy renditions only):
+    /// ViSQOL v3 audio mode MOS-LQO, the mean over windows, and each window's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::package::quality::Quality>,
 }
 
 /// The report entry of a packaged track.
@@ -271,6 +275,7 @@ fn rendition_report(
         scheme: r.protection.as_ref().map(|p| p.scheme),
         key_id: r.protection.as_ref().map(|p| p.key.kid),
         similarity: None,
+        quality: None,
     }
 }
 

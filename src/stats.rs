@@ -28,9 +28,12 @@ pub enum Stage {
     Verify,
     /// The masters' fingerprints (computed during validation, beside the loudness meter).
     Fingerprint,
+    /// Quality scores (`--quality`): decoding each master again and ViSQOL on every lossy
+    /// rendition's windows.
+    Quality,
 }
 
-const STAGES: usize = 13;
+const STAGES: usize = 14;
 
 fn index(stage: Stage) -> usize {
     match stage {
@@ -47,6 +50,7 @@ fn index(stage: Stage) -> usize {
         Stage::Package => 10,
         Stage::Verify => 11,
         Stage::Fingerprint => 12,
+        Stage::Quality => 13,
     }
 }
 
@@ -107,6 +111,7 @@ impl StageClock {
             package: s(10),
             verify: s(11),
             fingerprint: s(12),
+            quality: s(13),
             total: (0..STAGES).map(s).sum(),
         }
     }
@@ -130,5 +135,7 @@ pub struct StageSeconds {
     pub verify: f64,
     #[serde(default)]
     pub fingerprint: f64,
+    #[serde(default)]
+    pub quality: f64,
     pub total: f64,
 }

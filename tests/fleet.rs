@@ -48,6 +48,7 @@ fn job(id: &str, priority: Priority) -> Job {
         ladder: String::new(),
         gapless: false,
         allow_lossy: false,
+        quality: false,
         priority,
         submitted_ms: fleet::now_ms(),
         measured: None,

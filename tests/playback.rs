@@ -790,6 +790,7 @@ fn check_qc_page(out: &Path, figures_per_track: usize) -> usize {
                 let r = rendition_in(t, rid);
                 match key {
                     "similarity" => f(&r["similarity"], 3),
+                    "quality" => f(&r["quality"]["mos"], 2),
                     "mean-kbps" => {
                         format!("{:.0}", r["average_bandwidth"].as_f64().unwrap() / 1000.0)
                     }
@@ -813,12 +814,176 @@ fn check_qc_page(out: &Path, figures_per_track: usize) -> usize {
     compared
 }
 
+/// The fixtures pressed with the QC page and quality scores (`run --qc --quality`), once for
+/// the QC page's test and the quality scores'.
+fn qc_out() -> &'static Path {
+    static OUT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    OUT.get_or_init(|| {
+        run_once(
+            "qc",
+            &["fixtures/album", "fixtures/gapless", "--qc", "--quality"],
+        )
+    })
+}
+
+#[test]
+fn quality_scores_rise_with_the_bit_rate_and_pruning_skips_what_it_should() {
+    let index = report(qc_out());
+    let tracks = index["tracks"].as_array().unwrap();
+    let mos = |r: &serde_json::Value| r["quality"]["mos"].as_f64();
+    // Every lossy rendition is scored, no lossless one; a score is the mean of its windows'.
+    let (mut scored, mut ordered) = (0, 0);
+    for t in tracks {
+        let renditions = t["renditions"].as_array().unwrap();
+        for r in renditions {
+            let lossless = r["bits_per_sample"].is_u64();
+            assert_eq!(mos(r).is_none(), lossless, "{} {}", t["id"], r["id"]);
+            let Some(m) = mos(r) else { continue };
+            let windows: Vec<f64> = r["quality"]["windows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w.as_f64().unwrap())
+                .collect();
+            let mean = windows.iter().sum::<f64>() / windows.len() as f64;
+            assert!((1..=3).contains(&windows.len()) && (m - mean).abs() < 0.0015);
+            assert!((1.0..=5.0).contains(&m), "{} {}: {m}", t["id"], r["id"]);
+            scored += 1;
+        }
+        // Within a codec, a higher bit rate scores higher.
+        for a in renditions.iter().filter(|r| mos(r).is_some()) {
+            for b in renditions.iter().filter(|r| mos(r).is_some()) {
+                if a["codec"] == b["codec"]
+                    && a["target_bitrate"].as_u64() < b["target_bitrate"].as_u64()
+                {
+                    assert!(
+                        mos(a) < mos(b),
+                        "{}: {} scores {:?}, {} scores {:?}",
+                        t["id"],
+                        a["id"],
+                        mos(a),
+                        b["id"],
+                        mos(b)
+                    );
+                    ordered += 1;
+                }
+            }
+        }
+        // The catalog record carries the same scores.
+        let record: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(qc_out().join(t["catalog"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        for r in renditions {
+            let notified = record["renditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["id"] == r["id"])
+                .unwrap();
+            assert_eq!(notified["quality"], r["quality"]);
+        }
+    }
+    assert!(
+        scored >= 30 && ordered >= 15,
+        "{scored} scored, {ordered} ordered"
+    );
+
+    // Pruning at 0.1 on the mono fixture: what the scores above say is skipped, and nothing
+    // else; the same encodes score the same (a repeated run's spread is 0).
+    let master = "fixtures/album/03-mono.aiff";
+    let before = tracks
+        .iter()
+        .find(|t| t["source"].as_str().unwrap().ends_with("03-mono.aiff"))
+        .unwrap();
+    let margin = 0.1;
+    let mut expected: Vec<(String, f64, String, f64)> = Vec::new();
+    let mut lossy: Vec<&serde_json::Value> = before["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| mos(r).is_some())
+        .collect();
+    lossy.sort_by_key(|r| (r["codec"].as_str().unwrap(), r["target_bitrate"].as_u64()));
+    let mut kept: Option<&serde_json::Value> = None;
+    for r in lossy {
+        match kept {
+            Some(k) if k["codec"] == r["codec"] && mos(r).unwrap() < mos(k).unwrap() + margin => {
+                expected.push((
+                    r["id"].as_str().unwrap().into(),
+                    mos(r).unwrap(),
+                    k["id"].as_str().unwrap().into(),
+                    mos(k).unwrap(),
+                ));
+            }
+            _ => kept = Some(r),
+        }
+    }
+    let all = before["renditions"].as_array().unwrap().len();
+    assert!(
+        !expected.is_empty() && expected.len() + 3 < all,
+        "the fixture should prune some rungs, not all: {expected:?}"
+    );
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("prune");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ladder = dir.join("prune.toml");
+    let music = std::fs::read_to_string("ladders/music.toml").unwrap();
+    std::fs::write(&ladder, format!("prune_quality_margin = {margin}\n{music}")).unwrap();
+    let out = run_once("prune/out", &[master, "--ladder", ladder.to_str().unwrap()]);
+    let index = report(&out);
+    let t = &index["tracks"][0];
+    let pruned: Vec<(String, f64, String, f64)> = index["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["scores"].is_null())
+        .map(|s| {
+            let x = &s["scores"];
+            (
+                s["rung"].as_str().unwrap().into(),
+                x["quality"].as_f64().unwrap(),
+                x["below"].as_str().unwrap().into(),
+                x["below_quality"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(pruned, expected);
+    let rendered = t["renditions"].as_array().unwrap();
+    assert_eq!(rendered.len(), all - expected.len());
+    let track_dir = out.join(t["id"].as_str().unwrap());
+    let manifests: Vec<String> = std::fs::read_dir(&track_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "m3u8" || x == "mpd"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(manifests.len() >= 6, "{} manifests", manifests.len());
+    let manifests = manifests.concat();
+    for (rung, ..) in &expected {
+        assert!(rendered.iter().all(|r| r["id"] != rung.as_str()));
+        assert!(
+            !manifests.contains(&format!("{rung}/")),
+            "{rung} in a manifest"
+        );
+        assert!(!track_dir.join(rung).exists());
+    }
+    for r in rendered {
+        let earlier = rendition_in(before, r["id"].as_str().unwrap());
+        assert_eq!(
+            r["quality"], earlier["quality"],
+            "{}: a second run scored otherwise",
+            r["id"]
+        );
+    }
+    println!("quality: {scored} renditions scored, {ordered} pairs ordered by bit rate; pruning at {margin} skipped {expected:?} and kept {} renditions, each scored as before", rendered.len());
+}
+
 #[test]
 fn the_qc_page_opens_offline_draws_every_figure_and_prints_the_reports_numbers() {
-    // `run --qc` on the fixtures: 4 figures a track (waveform, loudness, spectrograms, bit
-    // rates).
-    let out = run_once("qc", &["fixtures/album", "fixtures/gapless", "--qc"]);
-    let fixtures = check_qc_page(&out, 4);
+    // `run --qc --quality` on the fixtures: 4 figures a track (waveform, loudness,
+    // spectrograms, bit rates).
+    let fixtures = check_qc_page(qc_out(), 4);
     // A 5.1 master with true-peak overs, drawn by `pressing qc` after the master is gone: the
     // lossless rendition at its rate stands in for it.
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qc-surround");
@@ -839,6 +1004,7 @@ fn the_qc_page_opens_offline_draws_every_figure_and_prints_the_reports_numbers()
         master.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
+        "--quality",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::remove_file(&master).unwrap();

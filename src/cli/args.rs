@@ -67,6 +67,11 @@ pub struct RunArgs {
     /// and each rendition's fingerprint similarity, per track.
     #[arg(long)]
     pub qc: bool,
+    /// Score every lossy rendition against its master: ViSQOL v3 in audio mode (MOS-LQO, 1 to
+    /// 4.75) on up to three 4-second windows, in the report and the catalog records. Costs CPU
+    /// (BENCHMARKS.md); a ladder with prune_quality_margin is always scored.
+    #[arg(long)]
+    pub quality: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]

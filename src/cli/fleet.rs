@@ -41,6 +41,10 @@ pub struct SubmitArgs {
     /// Accept lossy masters with a warning.
     #[arg(long)]
     pub allow_lossy: bool,
+    /// Score every lossy rendition against its master (ViSQOL v3; costs CPU), as `run
+    /// --quality`.
+    #[arg(long)]
+    pub quality: bool,
     /// Follow the jobs to the end; exit with their outcome.
     #[arg(long)]
     pub wait: bool,
@@ -217,6 +221,7 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
         ladder_name: &args.ladder,
         gapless: args.gapless,
         allow_lossy: args.allow_lossy,
+        quality: args.quality,
         priority: args.priority,
     };
     let submitted = match submit::submit(&args.releases, &opts, &*store, &*queue, &Uploads::new()) {

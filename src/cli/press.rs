@@ -117,6 +117,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         sources: Default::default(),
         served_at: target.is_some().then_some(&served_at as _),
         protection,
+        quality: args.quality,
     };
     let mut report = match pipeline::run(&opts, &Progress::new()) {
         Ok(r) => r,

@@ -95,6 +95,9 @@ pub struct Job {
     pub ladder: String,
     pub gapless: bool,
     pub allow_lossy: bool,
+    /// Score every lossy rendition (`submit --quality`, as `run --quality`).
+    #[serde(default)]
+    pub quality: bool,
     pub priority: Priority,
     /// Milliseconds since the Unix epoch at submit (queue lag).
     pub submitted_ms: u64,

@@ -29,6 +29,8 @@ pub struct SubmitOptions<'a> {
     pub ladder_name: &'a str,
     pub gapless: bool,
     pub allow_lossy: bool,
+    /// Score every lossy rendition (`--quality`).
+    pub quality: bool,
     pub priority: Priority,
 }
 
@@ -133,6 +135,10 @@ pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>)
     }
     id.update(opts.ladder.text.as_bytes());
     id.update([u8::from(opts.gapless), u8::from(opts.allow_lossy)]);
+    // Only when asked: the ids of jobs submitted before the option existed stay the same.
+    if opts.quality {
+        id.update(b"quality");
+    }
     let id = hex(&id.finalize())[..JOB_ID_DIGITS].to_string();
     for f in &mut files {
         f.key = layout::master_key(&id, &f.name);
@@ -152,6 +158,7 @@ pub fn prepare(input: &Path, opts: &SubmitOptions) -> Result<(Job, Vec<PathBuf>)
         ladder: opts.ladder.text.clone(),
         gapless: opts.gapless,
         allow_lossy: opts.allow_lossy,
+        quality: opts.quality,
         priority: opts.priority,
         submitted_ms: now_ms(),
         measured: Measured::of(&validation).map(|m| JobMeasurements::new(&m)),
@@ -301,6 +308,7 @@ fn takedown(input: &Path, opts: &SubmitOptions) -> Result<Option<(Job, PathBuf)>
         ladder: opts.ladder.text.clone(),
         gapless: false,
         allow_lossy: false,
+        quality: false,
         priority: opts.priority,
         submitted_ms: now_ms(),
         measured: None,

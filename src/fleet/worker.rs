@@ -409,6 +409,7 @@ fn press_steps(
         sources,
         served_at: Some(&served_at),
         protection: None,
+        quality: job.quality,
     };
     let run = match services.keys {
         Some(keys) => RunOptions {

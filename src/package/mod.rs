@@ -8,6 +8,7 @@
 
 pub mod artwork;
 pub mod boxes;
+pub mod quality;
 pub mod verify;
 
 use std::fs;

@@ -182,29 +182,36 @@ const WINDOW_SECONDS: f64 = 6.0;
 /// mid-stream (AAC's overlapped transform, Opus's prediction) settles within them.
 const WARM_UP_SAMPLES: i64 = 4096;
 
-/// Decode, fingerprint and judge one packaged rendition.
+/// Stretches of a rendition decoded from its files, in presentation time (edit list applied):
+/// what verification fingerprints and quality scoring compares with the master.
+pub struct Windows {
+    pub channels: u16,
+    pub sample_rate: u32,
+    /// Each window's first sample (its index in the rendition's presented samples) and its
+    /// interleaved samples from there. A window that does not start the stream begins after a
+    /// warm-up of its decoder.
+    pub windows: Vec<(u64, Vec<f32>)>,
+    /// The rendition was decoded whole: one window, from sample 0 to the end.
+    pub whole: bool,
+}
+
+/// Decode a packaged rendition for judging: whole up to 30 s, else three windows.
 ///
 /// Up to 30 s the whole rendition is decoded. Longer ones are decoded in three windows of
-/// whole segments of at least 6 s, at the start, the middle and the end (each window through
-/// its own decoder, after the init segment), and each window's fingerprint is compared with
-/// the master's at the same time: a rendition is its master when every window is, and its
-/// similarity is its worst window's. A 4-minute track decodes 18 s of each rendition instead
-/// of 240 (BENCHMARKS.md: decoding every rendition whole cost a fifth of a run's CPU).
-pub fn verify(
-    track_dir: &Path,
-    r: &PackagedRendition,
-    master: &Fingerprint,
-) -> Result<Verdict, String> {
+/// whole segments of at least 6 s, at the start, the middle and the end, each through its own
+/// decoder after the init segment. A 4-minute track decodes 18 s of each rendition instead of
+/// 240 (BENCHMARKS.md: decoding every rendition whole cost a fifth of a run's CPU).
+pub fn decode_windows(track_dir: &Path, r: &PackagedRendition) -> Result<Windows, String> {
     let rate = r.stream.sample_rate;
     let n = r.segments.len();
     if (r.presented_samples as f64) < WHOLE_BELOW_SECONDS * f64::from(rate) || n < 4 {
         let audio = decode(track_dir, r)?;
-        return Ok(judge(
-            master,
-            &audio.samples,
-            audio.channels,
-            audio.sample_rate,
-        ));
+        return Ok(Windows {
+            channels: audio.channels,
+            sample_rate: audio.sample_rate,
+            windows: vec![(0, audio.samples)],
+            whole: true,
+        });
     }
     let min_len = (WINDOW_SECONDS * f64::from(rate)) as u64;
     let forward = |first: usize| {
@@ -223,13 +230,17 @@ pub fn verify(
         }
         (first, last)
     };
-    let mut windows = vec![forward(0), forward(n / 2), backward(n - 1)];
-    windows.dedup();
+    let mut spans = vec![forward(0), forward(n / 2), backward(n - 1)];
+    spans.dedup();
     let dir = track_dir.join(manifest::rendition_dir(r));
     let key = r.protection.as_ref().map(|p| p.key.secret());
-    let item = 1365.0 * f64::from(rate) / 11025.0;
-    let mut worst: Option<Verdict> = None;
-    for (a, b) in windows {
+    let mut out = Windows {
+        channels: r.stream.channels,
+        sample_rate: rate,
+        windows: Vec::with_capacity(spans.len()),
+        whole: false,
+    };
+    for (a, b) in spans {
         let parts: Vec<Part> = match &r.track_file {
             Some(ranges) => {
                 let file = dir.join(&r.init_file);
@@ -245,23 +256,54 @@ pub fn verify(
                 .chain(r.segments[a..=b].iter().map(|s| (dir.join(&s.file), None)))
                 .collect(),
         };
-        let audio = decode_piped(parts, key)?;
+        let mut audio = decode_piped(parts, key)?;
         let ch = usize::from(audio.channels.max(1));
+        (out.channels, out.sample_rate) = (audio.channels, audio.sample_rate);
         // The decoder's first sample is the window's first segment's first, in presentation
         // time (the priming before the stream's start is negative).
         let first = r.segments[a].start as i64 - i64::from(r.stream.priming);
         let decoded = (audio.samples.len() / ch) as i64;
-        let usable = if a == 0 { 0 } else { first + WARM_UP_SAMPLES };
-        // Start on a fingerprint item's edge, so that the window's item k is the master's
-        // item k0 + k.
-        let k0 = (usable as f64 / item).ceil().max(0.0) as usize;
-        let start = (k0 as f64 * item).round() as i64;
+        let start = if a == 0 { 0 } else { first + WARM_UP_SAMPLES };
         let end = (first + decoded).min(r.presented_samples as i64);
         if end <= start {
             continue;
         }
-        let window = &audio.samples[((start - first) as usize * ch)..((end - first) as usize * ch)];
-        let Ok(mut fp) = Fingerprinter::new(audio.channels, audio.sample_rate, false) else {
+        audio.samples.truncate((end - first) as usize * ch);
+        audio.samples.drain(..(start - first) as usize * ch);
+        out.windows.push((start as u64, audio.samples));
+    }
+    Ok(out)
+}
+
+/// Decode, fingerprint and judge one packaged rendition ([`decode_windows`], [`judge_windows`]).
+pub fn verify(
+    track_dir: &Path,
+    r: &PackagedRendition,
+    master: &Fingerprint,
+) -> Result<Verdict, String> {
+    Ok(judge_windows(&decode_windows(track_dir, r)?, master))
+}
+
+/// Judge a rendition's windows against its master's fingerprint: each window's fingerprint is
+/// compared with the master's at the same time; a rendition is its master when every window
+/// is, and its similarity is its worst window's.
+pub fn judge_windows(w: &Windows, master: &Fingerprint) -> Verdict {
+    if w.whole {
+        let samples = w.windows.first().map_or(&[][..], |(_, s)| s);
+        return judge(master, samples, w.channels, w.sample_rate);
+    }
+    let ch = usize::from(w.channels.max(1));
+    let item = 1365.0 * f64::from(w.sample_rate) / 11025.0;
+    let mut worst: Option<Verdict> = None;
+    for (first, samples) in &w.windows {
+        // Start on a fingerprint item's edge, so that the window's item k is the master's
+        // item k0 + k.
+        let k0 = (*first as f64 / item).ceil().max(0.0) as usize;
+        let skip = ((k0 as f64 * item).round() as u64).saturating_sub(*first) as usize * ch;
+        let Some(window) = samples.get(skip..) else {
+            continue;
+        };
+        let Ok(mut fp) = Fingerprinter::new(w.channels, w.sample_rate, false) else {
             continue;
         };
         fp.push(window);
@@ -275,7 +317,7 @@ pub fn verify(
             (Some(Verdict::Same(w)), Verdict::Same(m)) => Verdict::Same(lower(w, m)),
         });
     }
-    Ok(worst.unwrap_or(Verdict::TooShort))
+    worst.unwrap_or(Verdict::TooShort)
 }
 
 fn lower(a: Match, b: Match) -> Match {

@@ -382,12 +382,12 @@ the master, the lowest and the highest clear lossy renditions, where each codec 
     }
     // Renditions.
     h.push_str("<h3>Renditions</h3><table><tr><th>rendition</th><th>codec</th><th>tier</th><th>rate</th><th>ch</th>\
-<th>target kbit/s</th><th>mean kbit/s</th><th>peak kbit/s</th><th>similarity</th><th>encrypted</th></tr>");
+<th>target kbit/s</th><th>mean kbit/s</th><th>peak kbit/s</th><th>similarity</th><th>quality (MOS)</th><th>encrypted</th></tr>");
     for r in &t.renditions {
         let _ = write!(
             h,
             "<tr data-rendition=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             esc(&r.id),
             esc(&r.id),
             r.codec,
@@ -398,6 +398,15 @@ the master, the lowest and the highest clear lossy renditions, where each codec 
             value("mean-kbps", format!("{:.0}", r.average_bandwidth as f64 / 1000.0)),
             value("peak-kbps", format!("{:.0}", r.bandwidth as f64 / 1000.0)),
             value("similarity", r.similarity.map_or("—".into(), |s| format!("{s:.3}"))),
+            r.quality.as_ref().map_or("—".into(), |q| format!(
+                "{} <small>({})</small>",
+                value("quality", format!("{:.2}", q.mos)),
+                q.windows
+                    .iter()
+                    .map(|w| format!("{w:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            )),
             r.scheme.map_or("no".into(), |s| format!("{s:?}").to_lowercase()),
         );
     }

@@ -10,11 +10,11 @@ mod fdk;
 mod ffmpeg;
 pub use ffmpeg::{decode_all, DecodedAudio};
 mod plan;
-mod resample;
+pub(crate) mod resample;
 pub mod timeline;
 
 pub use dither::Quantizer;
-pub use plan::{plan_renditions, RenditionPlan, Skipped};
+pub use plan::{plan_renditions, PrunedScores, RenditionPlan, Skipped};
 pub use resample::{scale_frames, StreamResampler};
 
 use crate::ladder::{AacEncoder, Codec};

@@ -39,6 +39,21 @@ pub struct Skipped {
     pub track: String,
     pub rung: String,
     pub reason: String,
+    /// A rung pruned for its quality score (the ladder's `prune_quality_margin`): its score
+    /// and the kept rung's it was measured against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<PrunedScores>,
+}
+
+/// Why a pruned rung was skipped, in numbers (ViSQOL MOS-LQO, `package::quality`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PrunedScores {
+    /// The skipped rung's score.
+    pub quality: f64,
+    /// The next lower kept rung of its family.
+    pub below: String,
+    /// That rung's score.
+    pub below_quality: f64,
 }
 
 /// Channel counts with a standard layout in every codec we write (mono, stereo, 5.1, 7.1).
@@ -55,6 +70,7 @@ pub fn plan_renditions(
         match plan_one(master, rung) {
             Ok(plan) => plans.push(plan),
             Err(reason) => skipped.push(Skipped {
+                scores: None,
                 track: track.to_string(),
                 rung: rung.id.clone(),
                 reason,

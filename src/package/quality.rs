@@ -1,0 +1,237 @@
+//! Quality scores (`pressing run --quality`, or a ladder's `prune_quality_margin`): each lossy
+//! rendition is scored against its master with ViSQOL v3 in audio mode (MOS-LQO, 1 to about
+//! 4.75), on the windows verification decodes (`verify::decode_windows`).
+//!
+//! The implementation is `audio_samples_qoe`, chosen by measurement: on the 10 conformance
+//! pairs of the reference (google/visqol), it agrees within 0.024 MOS where `visqol-rs` is off
+//! by up to 1.746 (BENCHMARKS.md, "Quality scores"). Both signals are averaged to mono (as
+//! ViSQOL does) and resampled to 48 kHz inside the metric.
+
+use std::num::NonZeroU32;
+
+use audio_samples::AudioSamples;
+use audio_samples_qoe::{visqol, VisqolOptions};
+use non_empty_slice::NonEmptySlice;
+
+use crate::package::verify::Windows;
+use crate::transcode::resample::StreamResampler;
+
+/// A rendition's score: the mean of its windows' (MOS-LQO, 3 decimals) and each window's.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Quality {
+    /// ViSQOL v3 audio mode MOS-LQO, the mean of `windows`.
+    pub mos: f64,
+    /// Each scored window's MOS-LQO, in time order: their spread is the score's noise.
+    pub windows: Vec<f64>,
+}
+
+/// At most this much of each window is scored: the metric costs about half a CPU second per
+/// second of audio (BENCHMARKS.md).
+pub const WINDOW_SECONDS: f64 = 4.0;
+/// A rendition decoded whole (under 30 s) is cut into this many windows, when each is at least
+/// [`MIN_WINDOW_SECONDS`] long.
+const WHOLE_PARTS: usize = 3;
+/// The shortest window scored: ViSQOL's audio mode compares patches of 30 frames of 20 ms, and
+/// a window needs a few of them for its score to mean anything.
+pub const MIN_WINDOW_SECONDS: f64 = 1.2;
+
+/// A master decoded for scoring: mono (the channels' mean), at its own rate and at each lower
+/// rate a rendition has.
+///
+/// A rendition is compared with the master at the rendition's rate, resampled by the
+/// transcoder's own resampler: the encoder's input. The score then measures what the encoder
+/// lost, not what the rung's sample rate leaves out (ViSQOL's audio mode spans 0 to 24 kHz:
+/// a 96 kHz fixture with content above 22.05 kHz scores 2.05 against itself resampled to
+/// 44.1 kHz, with no encoder at all).
+pub struct MasterAudio {
+    /// (rate, mono samples), the master's own rate first.
+    by_rate: Vec<(u32, Vec<f32>)>,
+}
+
+impl MasterAudio {
+    /// Average interleaved samples to mono, as ViSQOL does before comparing, and resample
+    /// them to each of `rates` below the master's.
+    pub fn new(
+        samples: &[f32],
+        channels: u16,
+        sample_rate: u32,
+        rates: &[u32],
+    ) -> Result<MasterAudio, String> {
+        let mono = to_mono(samples, channels);
+        let mut by_rate = Vec::with_capacity(1 + rates.len());
+        for &rate in rates {
+            if rate >= sample_rate || by_rate.iter().any(|(r, _)| *r == rate) {
+                continue;
+            }
+            let mut r = StreamResampler::new(sample_rate, rate, 1).map_err(|e| e.to_string())?;
+            let mut out = Vec::with_capacity(mono.len() * rate as usize / sample_rate as usize);
+            r.process(&mono, &mut out).map_err(|e| e.to_string())?;
+            r.finish(&mut out).map_err(|e| e.to_string())?;
+            by_rate.push((rate, out));
+        }
+        by_rate.insert(0, (sample_rate, mono));
+        Ok(MasterAudio { by_rate })
+    }
+
+    /// The master at `rate` if it was resampled to it, else at its own rate.
+    fn at(&self, rate: u32) -> (u32, &[f32]) {
+        let (r, s) = self
+            .by_rate
+            .iter()
+            .find(|(r, _)| *r == rate)
+            .unwrap_or(&self.by_rate[0]);
+        (*r, s)
+    }
+}
+
+fn to_mono(samples: &[f32], channels: u16) -> Vec<f32> {
+    let ch = usize::from(channels.max(1));
+    if ch == 1 {
+        return samples.to_vec();
+    }
+    let scale = 1.0 / ch as f32;
+    samples
+        .chunks_exact(ch)
+        .map(|f| f.iter().sum::<f32>() * scale)
+        .collect()
+}
+
+/// The windows of a rendition that are scored, as (first sample, frames) in the rendition's
+/// presented samples: up to [`WINDOW_SECONDS`] of each decoded window, or of three equal parts
+/// of a rendition decoded whole.
+fn scored_spans(w: &Windows) -> Vec<(usize, u64, usize)> {
+    let ch = usize::from(w.channels.max(1));
+    let rate = f64::from(w.sample_rate);
+    let cap = (WINDOW_SECONDS * rate) as usize;
+    let min = (MIN_WINDOW_SECONDS * rate) as usize;
+    let mut spans = Vec::new();
+    for (i, (first, samples)) in w.windows.iter().enumerate() {
+        let frames = samples.len() / ch;
+        if w.whole {
+            let parts = (frames / min.max(1)).clamp(1, WHOLE_PARTS);
+            let part = frames / parts;
+            for p in 0..parts {
+                spans.push((i, (p * part) as u64, part.min(cap)));
+            }
+        } else {
+            spans.push((i, *first, frames.min(cap)));
+        }
+    }
+    spans.retain(|&(_, _, frames)| frames >= min);
+    spans
+}
+
+/// Score a rendition's decoded windows against its master (`None`: no window long enough).
+pub fn score(w: &Windows, master: &MasterAudio) -> Result<Option<Quality>, String> {
+    let ch = usize::from(w.channels.max(1));
+    let (master_rate, master) = master.at(w.sample_rate);
+    let ratio = f64::from(master_rate) / f64::from(w.sample_rate);
+    let opts = VisqolOptions::audio();
+    let mut windows = Vec::new();
+    for (i, first, frames) in scored_spans(w) {
+        let (window_first, samples) = &w.windows[i];
+        let offset = (first - if w.whole { 0 } else { *window_first }) as usize;
+        let degraded = to_mono(&samples[offset * ch..(offset + frames) * ch], w.channels);
+        let m0 = ((first as f64) * ratio).round() as usize;
+        let m1 = (((first as usize + frames) as f64) * ratio).round() as usize;
+        let Some(reference) = master.get(m0..m1.min(master.len())) else {
+            continue;
+        };
+        let (Some(reference), Some(degraded)) = (
+            NonEmptySlice::new(reference),
+            NonEmptySlice::new(&degraded[..]),
+        ) else {
+            continue;
+        };
+        let rate = |r: u32| NonZeroU32::new(r).ok_or("a sample rate of 0");
+        let reference = AudioSamples::new_mono_from_slice(reference, rate(master_rate)?);
+        let degraded = AudioSamples::new_mono_from_slice(degraded, rate(w.sample_rate)?);
+        let mos = visqol(&reference, degraded, &opts)
+            .map_err(|e| format!("ViSQOL cannot score a window at sample {first}: {e}"))?;
+        windows.push(round3(mos));
+    }
+    if windows.is_empty() {
+        return Ok(None);
+    }
+    let mos = round3(windows.iter().sum::<f64>() / windows.len() as f64);
+    Ok(Some(Quality { mos, windows }))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(seconds: f64, rate: u32, channels: u16) -> Vec<f32> {
+        let n = (seconds * f64::from(rate)) as usize;
+        (0..n)
+            .flat_map(|i| {
+                let t = i as f64 / f64::from(rate);
+                let x = (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()
+                    + 0.2 * (2.0 * std::f64::consts::PI * 3520.0 * t).sin()
+                    + 0.1 * (2.0 * std::f64::consts::PI * 9000.0 * t).sin())
+                    as f32;
+                std::iter::repeat_n(x, usize::from(channels))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_rendition_is_scored_on_three_parts_of_at_most_four_seconds() {
+        let w = Windows {
+            channels: 2,
+            sample_rate: 1000,
+            windows: vec![(0, vec![0.0; 2 * 15_000])],
+            whole: true,
+        };
+        assert_eq!(
+            scored_spans(&w),
+            [(0, 0, 4000), (0, 5000, 4000), (0, 10_000, 4000)]
+        );
+        let short = Windows {
+            windows: vec![(0, vec![0.0; 2 * 2000])],
+            ..w
+        };
+        assert_eq!(scored_spans(&short), [(0, 0, 2000)]);
+    }
+
+    #[test]
+    fn a_copy_scores_high_and_a_low_pass_scores_lower() {
+        let master = tone(3.0, 48_000, 2);
+        let m = MasterAudio::new(&master, 2, 48_000, &[]).unwrap();
+        let same = Windows {
+            channels: 2,
+            sample_rate: 48_000,
+            windows: vec![(0, master.clone())],
+            whole: true,
+        };
+        let copy = score(&same, &m).unwrap().unwrap();
+        // Without the 9 kHz partial: what a low-pass encoder leaves.
+        let dull: Vec<f32> = tone(3.0, 48_000, 1)
+            .iter()
+            .enumerate()
+            .flat_map(|(i, _)| {
+                let t = i as f64 / 48_000.0;
+                let x = (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()
+                    + 0.2 * (2.0 * std::f64::consts::PI * 3520.0 * t).sin())
+                    as f32;
+                [x, x]
+            })
+            .collect();
+        let lowpass = score(
+            &Windows {
+                windows: vec![(0, dull)],
+                ..same
+            },
+            &m,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(copy.mos > 4.5, "{copy:?}");
+        assert!(lowpass.mos < copy.mos - 0.2, "{lowpass:?} vs {copy:?}");
+        assert_eq!(copy.windows.len(), 2);
+    }
+}
