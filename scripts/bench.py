@@ -2,7 +2,7 @@
 """End-to-end throughput: pressing against the FFmpeg CLI on the same master and ladder.
 
   scripts/bench.py [--ci] [--seconds S] [--runs N] [--memory MINUTES,...] [--protection LADDER]
-                   [--out FILE]
+                   [--quality] [--out FILE]
 
 Generates (and caches under target/bench/) a 24-bit / 96 kHz stereo master of S seconds
 (default 242, as in issue 4; --ci uses 120 s: three runs of each tool in about two
@@ -15,7 +15,8 @@ and utilisation, peak RSS, pressing's per-stage CPU seconds, the throughput rati
 machine limit check (wall vs. per-stage CPU / cores), the fingerprints' share of a default-ladder
 run; with --protection (and --ci, one pair),
 clear and encrypted (cbcs, every tier) runs side by side. With --ci, exits 1 when a threshold in
-benches/threshold.toml is missed. --memory presses masters of the given lengths (minutes) once
+benches/threshold.toml is missed. --quality adds a default-ladder run with and without quality
+scores on the 242 s master (their cost and the scores' spread over windows). --memory presses masters of the given lengths (minutes) once
 each and reports peak RSS, to show memory stays flat.
 """
 import argparse
@@ -195,6 +196,42 @@ def fingerprint_cost(src):
     }
 
 
+def quality_cost(src):
+    """One run of the default ladder with --quality on the 242 s master: what the scores cost
+    (CPU of the `quality` stage, its share of the run, and the wall time against the same run
+    without scores, measured just before), and the scores with their windows' spread."""
+    rows = {}
+    for kind, extra in (("plain", ()), ("quality", ("--quality",))):
+        out = os.path.join(BENCH, "out-quality-" + kind)
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(out)
+        wall, cpu, rss, others = measure(pressing_cmd(src, out, "ladders/music.toml", extra))
+        with open(out + ".report.json") as f:
+            rep = json.load(f)
+        rows[kind] = (wall, rep, rss)
+    (wall0, plain, rss0), (wall1, rep, rss1) = rows["plain"], rows["quality"]
+    st = rep["stats"]["cpu_seconds"]
+    scores = {}
+    for t in rep["tracks"]:
+        for r in t["renditions"]:
+            q = r.get("quality")
+            if q:
+                scores[r["id"]] = {"mos": q["mos"], "windows": q["windows"],
+                                   "spread": round(max(q["windows"]) - min(q["windows"]), 3)}
+    return {
+        "ladder": "ladders/music.toml",
+        "wall_seconds_without": round(wall0, 3),
+        "wall_seconds_with": round(wall1, 3),
+        "wall_ratio": round(wall1 / wall0, 3),
+        "peak_rss_mb_without": round(rss0, 1),
+        "peak_rss_mb_with": round(rss1, 1),
+        "cpu_seconds_total": round(st["total"], 3),
+        "quality_cpu_seconds": round(st.get("quality", 0.0), 3),
+        "quality_cpu_share": round(st.get("quality", 0.0) / st["total"], 4),
+        "scores": scores,
+    }
+
+
 def ffmpeg_cmd(src, out):
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", src]
     for _ in FFMPEG_RUNGS:
@@ -245,6 +282,9 @@ def main():
     ap.add_argument("--seconds", type=int)
     ap.add_argument("--runs", type=int)
     ap.add_argument("--memory", help="comma-separated master lengths in minutes")
+    ap.add_argument("--quality", action="store_true",
+                    help="also press the 242 s master with the default ladder with and "
+                         "without --quality: what the quality scores cost")
     ap.add_argument("--album", type=int, metavar="TRACKS",
                     help="also press an album of TRACKS 20 s masters and sample CPU use")
     ap.add_argument("--protection", metavar="LADDER",
@@ -299,6 +339,8 @@ def main():
         ladder = args.protection or "ladders/bench.toml"
         report["protection"] = protection_cost(src, runs if args.protection else 1, ladder)
     report["fingerprints"] = fingerprint_cost(master(242))
+    if args.quality:
+        report["quality"] = quality_cost(master(242))
     if args.memory:
         report["memory"] = []
         for minutes in [int(m) for m in args.memory.split(",")]:

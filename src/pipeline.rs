@@ -447,57 +447,64 @@ fn judge_renditions(
         .map(|(index, t)| {
             let track = &planned[*index];
             let dir = staging.join(&track.source.id);
-            let lossy = t
-                .renditions
+            let failed = |r: &PackagedRendition, message: String| {
+                Error::Internal(format!(
+                    "rendition {} of {} cannot be judged: {message}",
+                    r.id, track.source.id
+                ))
+            };
+            let decoded =
+                t.renditions
+                    .par_iter()
+                    .map(|(plan, r)| {
+                        let windows = clock
+                            .time(Stage::Verify, || verify::decode_windows(&dir, r))
+                            .map_err(|message| failed(r, message))?;
+                        let verdict = match &track.fingerprint {
+                            Some(master) => clock
+                                .time(Stage::Verify, || verify::judge_windows(&windows, master)),
+                            None => Verdict::TooShort,
+                        };
+                        // Kept for the scores: lossy renditions of a scored run.
+                        let kept = (scoring && !plan.rung.codec.is_lossless()).then_some(windows);
+                        Ok((verdict, kept))
+                    })
+                    .collect::<Result<Vec<_>, Error>>()?;
+            if decoded.iter().all(|(_, w)| w.is_none()) {
+                return Ok(decoded
+                    .into_iter()
+                    .map(|(verdict, _)| Judged {
+                        verdict,
+                        quality: None,
+                    })
+                    .collect());
+            }
+            // The master's stretches that the windows need, read once for every rendition.
+            let spans: Vec<(f64, f64)> = decoded
                 .iter()
-                .any(|(p, _)| !p.rung.codec.is_lossless());
-            // The master, decoded once more for the scores (mono: what ViSQOL compares).
-            let master = if scoring && lossy {
-                let path = track.source.path.to_string_lossy();
-                let audio = clock
-                    .time(Stage::Quality, || transcode::decode_all(&path, None))
-                    .map_err(|message| {
-                        Error::Internal(format!(
-                            "{} cannot be decoded again for its quality scores: {message}",
-                            track.source.path.display()
-                        ))
-                    })?;
-                let rates: Vec<u32> = t.renditions.iter().map(|(p, _)| p.sample_rate).collect();
-                let master = clock.time(Stage::Quality, || {
-                    MasterAudio::new(&audio.samples, audio.channels, audio.sample_rate, &rates)
-                });
-                Some(master.map_err(|message| {
+                .filter_map(|(_, w)| w.as_ref())
+                .flat_map(quality::needed_seconds)
+                .collect();
+            let rates: Vec<u32> = t.renditions.iter().map(|(p, _)| p.sample_rate).collect();
+            let master = clock
+                .time(Stage::Quality, || {
+                    MasterAudio::read(&track.source.path, &spans, &rates)
+                })
+                .map_err(|message| {
                     Error::Internal(format!(
-                        "{} cannot be resampled for its quality scores: {message}",
+                        "{} cannot be read again for its quality scores: {message}",
                         track.source.path.display()
                     ))
-                })?)
-            } else {
-                None
-            };
-            t.renditions
-                .par_iter()
-                .map(|(plan, r)| {
-                    let failed = |message: String| {
-                        Error::Internal(format!(
-                            "rendition {} of {} cannot be decoded again: {message}",
-                            r.id, track.source.id
-                        ))
-                    };
-                    let windows = clock
-                        .time(Stage::Verify, || verify::decode_windows(&dir, r))
-                        .map_err(failed)?;
-                    let verdict = match &track.fingerprint {
-                        Some(master) => {
-                            clock.time(Stage::Verify, || verify::judge_windows(&windows, master))
-                        }
-                        None => Verdict::TooShort,
-                    };
-                    let quality = match &master {
-                        Some(master) if !plan.rung.codec.is_lossless() => clock
-                            .time(Stage::Quality, || quality::score(&windows, master))
-                            .map_err(failed)?,
-                        _ => None,
+                })?;
+            decoded
+                .into_par_iter()
+                .zip(&t.renditions)
+                .map(|((verdict, windows), (_, r))| {
+                    let quality = match windows {
+                        Some(w) => clock
+                            .time(Stage::Quality, || quality::score(&w, &master))
+                            .map_err(|message| failed(r, message))?,
+                        None => None,
                     };
                     Ok(Judged { verdict, quality })
                 })

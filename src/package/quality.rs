@@ -8,13 +8,15 @@
 //! ViSQOL does) and resampled to 48 kHz inside the metric.
 
 use std::num::NonZeroU32;
+use std::path::Path;
 
 use audio_samples::AudioSamples;
 use audio_samples_qoe::{visqol, VisqolOptions};
 use non_empty_slice::NonEmptySlice;
 
+use crate::ingest::MasterReader;
 use crate::package::verify::Windows;
-use crate::transcode::resample::StreamResampler;
+use crate::transcode::StreamResampler;
 
 /// A rendition's score: the mean of its windows' (MOS-LQO, 3 decimals) and each window's.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -35,53 +37,133 @@ const WHOLE_PARTS: usize = 3;
 /// a window needs a few of them for its score to mean anything.
 pub const MIN_WINDOW_SECONDS: f64 = 1.2;
 
-/// A master decoded for scoring: mono (the channels' mean), at its own rate and at each lower
-/// rate a rendition has.
+/// The stretches of a master that scoring compares with, mono (the channels' mean, as ViSQOL
+/// compares), at its own rate and at each lower rate a rendition has.
 ///
 /// A rendition is compared with the master at the rendition's rate, resampled by the
 /// transcoder's own resampler: the encoder's input. The score then measures what the encoder
 /// lost, not what the rung's sample rate leaves out (ViSQOL's audio mode spans 0 to 24 kHz:
 /// a 96 kHz fixture with content above 22.05 kHz scores 2.05 against itself resampled to
 /// 44.1 kHz, with no encoder at all).
+///
+/// Only the stretches the renditions' windows need are kept: the master is streamed once,
+/// so memory does not grow with its length, rate or channels (a whole 4-minute 24/96 master
+/// decoded for scoring took the run's peak from 130 to 551 MB).
 pub struct MasterAudio {
-    /// (rate, mono samples), the master's own rate first.
-    by_rate: Vec<(u32, Vec<f32>)>,
+    native_rate: u32,
+    /// (rate, first frame at that rate, mono samples) per stretch and rate.
+    stretches: Vec<(u32, u64, Vec<f32>)>,
 }
 
+/// Seconds read around each stretch: the resampler's start and end settle within them.
+const PAD_SECONDS: f64 = 0.1;
+
 impl MasterAudio {
-    /// Average interleaved samples to mono, as ViSQOL does before comparing, and resample
-    /// them to each of `rates` below the master's.
-    pub fn new(
-        samples: &[f32],
-        channels: u16,
-        sample_rate: u32,
-        rates: &[u32],
-    ) -> Result<MasterAudio, String> {
-        let mono = to_mono(samples, channels);
-        let mut by_rate = Vec::with_capacity(1 + rates.len());
-        for &rate in rates {
-            if rate >= sample_rate || by_rate.iter().any(|(r, _)| *r == rate) {
-                continue;
+    /// Read `spans` (seconds, from the master's start) of the master at `path`, and resample
+    /// them to each of `rates` below its own.
+    pub fn read(path: &Path, spans: &[(f64, f64)], rates: &[u32]) -> Result<MasterAudio, String> {
+        let mut reader = MasterReader::open(path, false).map_err(|e| e.to_string())?;
+        let (channels, rate) = (reader.format().channels, reader.format().sample_rate);
+        let mut lower: Vec<u32> = rates.iter().copied().filter(|&r| r < rate).collect();
+        lower.sort_unstable();
+        lower.dedup();
+        // A stretch starts on a frame that falls on a whole frame at every lower rate, so that
+        // its resampled copies start on whole frames too.
+        let step = lower
+            .iter()
+            .map(|&r| u64::from(rate / gcd(rate, r)))
+            .fold(1, lcm);
+        let mut wanted: Vec<(u64, u64)> = spans
+            .iter()
+            .map(|&(a, b)| {
+                let first = (((a - PAD_SECONDS).max(0.0) * f64::from(rate)) as u64) / step * step;
+                let end = ((b + PAD_SECONDS) * f64::from(rate)).ceil() as u64;
+                (first, end)
+            })
+            .collect();
+        wanted.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (a, b) in wanted {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
             }
-            let mut r = StreamResampler::new(sample_rate, rate, 1).map_err(|e| e.to_string())?;
-            let mut out = Vec::with_capacity(mono.len() * rate as usize / sample_rate as usize);
-            r.process(&mono, &mut out).map_err(|e| e.to_string())?;
-            r.finish(&mut out).map_err(|e| e.to_string())?;
-            by_rate.push((rate, out));
         }
-        by_rate.insert(0, (sample_rate, mono));
-        Ok(MasterAudio { by_rate })
+        let mut buffers: Vec<Vec<f32>> = vec![Vec::new(); merged.len()];
+        let ch = usize::from(channels.max(1));
+        let mut at = 0u64;
+        while let Some(chunk) = reader.next_chunk().map_err(|e| e.to_string())? {
+            let frames = (chunk.len() / ch) as u64;
+            for ((a, b), buf) in merged.iter().zip(&mut buffers) {
+                let (from, to) = ((*a).max(at), (*b).min(at + frames));
+                if from < to {
+                    let part = &chunk[((from - at) as usize * ch)..((to - at) as usize * ch)];
+                    buf.extend(to_mono(part, channels));
+                }
+            }
+            at += frames;
+            if merged.last().is_some_and(|(_, b)| at >= *b) {
+                break;
+            }
+        }
+        let mut stretches = Vec::with_capacity(merged.len() * (1 + lower.len()));
+        for ((first, _), mono) in merged.into_iter().zip(buffers) {
+            for &to in &lower {
+                let mut r = StreamResampler::new(rate, to, 1).map_err(|e| e.to_string())?;
+                let mut out = Vec::with_capacity(mono.len() * to as usize / rate as usize + 1);
+                r.process(&mono, &mut out).map_err(|e| e.to_string())?;
+                r.finish(&mut out).map_err(|e| e.to_string())?;
+                stretches.push((to, first * u64::from(to) / u64::from(rate), out));
+            }
+            stretches.push((rate, first, mono));
+        }
+        Ok(MasterAudio {
+            native_rate: rate,
+            stretches,
+        })
     }
 
-    /// The master at `rate` if it was resampled to it, else at its own rate.
-    fn at(&self, rate: u32) -> (u32, &[f32]) {
-        let (r, s) = self
-            .by_rate
-            .iter()
-            .find(|(r, _)| *r == rate)
-            .unwrap_or(&self.by_rate[0]);
-        (*r, s)
+    /// The master's samples for a rendition's frames `first..first + frames` at `rate`: at
+    /// that rate when the master was resampled to it, else at the master's own (its rate is
+    /// returned with them).
+    fn reference(&self, rate: u32, first: u64, frames: u64) -> Option<(u32, &[f32])> {
+        let (rate, first, end) = if self.stretches.iter().any(|(r, ..)| *r == rate) {
+            (rate, first, first + frames)
+        } else {
+            let scale =
+                |x: u64| (x as f64 * f64::from(self.native_rate) / f64::from(rate)).round() as u64;
+            (self.native_rate, scale(first), scale(first + frames))
+        };
+        self.stretches.iter().find_map(|(r, start, samples)| {
+            (*r == rate && *start <= first && end <= start + samples.len() as u64).then(|| {
+                (
+                    rate,
+                    &samples[(first - start) as usize..(end - start) as usize],
+                )
+            })
+        })
     }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn lcm(a: u64, b: u64) -> u64 {
+    a / u64::from(gcd(a as u32, b as u32)) * b
+}
+
+/// The master's stretches (seconds) a rendition's scored windows need.
+pub fn needed_seconds(w: &Windows) -> Vec<(f64, f64)> {
+    let rate = f64::from(w.sample_rate);
+    scored_spans(w)
+        .into_iter()
+        .map(|(_, first, frames)| (first as f64 / rate, (first + frames as u64) as f64 / rate))
+        .collect()
 }
 
 fn to_mono(samples: &[f32], channels: u16) -> Vec<f32> {
@@ -124,18 +206,18 @@ fn scored_spans(w: &Windows) -> Vec<(usize, u64, usize)> {
 /// Score a rendition's decoded windows against its master (`None`: no window long enough).
 pub fn score(w: &Windows, master: &MasterAudio) -> Result<Option<Quality>, String> {
     let ch = usize::from(w.channels.max(1));
-    let (master_rate, master) = master.at(w.sample_rate);
-    let ratio = f64::from(master_rate) / f64::from(w.sample_rate);
     let opts = VisqolOptions::audio();
     let mut windows = Vec::new();
     for (i, first, frames) in scored_spans(w) {
         let (window_first, samples) = &w.windows[i];
         let offset = (first - if w.whole { 0 } else { *window_first }) as usize;
         let degraded = to_mono(&samples[offset * ch..(offset + frames) * ch], w.channels);
-        let m0 = ((first as f64) * ratio).round() as usize;
-        let m1 = (((first as usize + frames) as f64) * ratio).round() as usize;
-        let Some(reference) = master.get(m0..m1.min(master.len())) else {
-            continue;
+        let Some((master_rate, reference)) = master.reference(w.sample_rate, first, frames as u64)
+        else {
+            return Err(format!(
+                "the master's samples for frames {first}..{} were not read",
+                first + frames as u64
+            ));
         };
         let (Some(reference), Some(degraded)) = (
             NonEmptySlice::new(reference),
@@ -201,7 +283,10 @@ mod tests {
     #[test]
     fn a_copy_scores_high_and_a_low_pass_scores_lower() {
         let master = tone(3.0, 48_000, 2);
-        let m = MasterAudio::new(&master, 2, 48_000, &[]).unwrap();
+        let m = MasterAudio {
+            native_rate: 48_000,
+            stretches: vec![(48_000, 0, to_mono(&master, 2))],
+        };
         let same = Windows {
             channels: 2,
             sample_rate: 48_000,

@@ -10,7 +10,7 @@ mod fdk;
 mod ffmpeg;
 pub use ffmpeg::{decode_all, DecodedAudio};
 mod plan;
-pub(crate) mod resample;
+mod resample;
 pub mod timeline;
 
 pub use dither::Quantizer;
