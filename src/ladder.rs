@@ -700,6 +700,20 @@ mod tests {
     }
 
     #[test]
+    fn a_prune_margin_is_read_and_checked() {
+        let rung = "[[rung]]\nid = \"a\"\ncodec = \"aac-lc\"\nbitrate = 96\nsample_rate = 44100\ntier = \"free\"\n";
+        assert_eq!(parse(rung).unwrap().prune_quality_margin, None);
+        let ladder = parse(&format!("prune_quality_margin = 0.1\n{rung}")).unwrap();
+        assert_eq!(ladder.prune_quality_margin, Some(0.1));
+        for bad in ["-0.1", "5.0", "nan"] {
+            let err = parse(&format!("prune_quality_margin = {bad}\n{rung}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("prune_quality_margin"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_key_names_the_line() {
         let err = parse(
             "[[rung]]\nid = \"a\"\ncodec = \"aac-lc\"\nbitrate = 96\nsample_rate = 44100\ntier = \"free\"\nbitrat = 3\n",
