@@ -196,7 +196,7 @@ fn gapless_tracks_join_into_the_uncut_programme() {
 
 #[test]
 fn a_5_1_master_keeps_its_six_channels_on_every_rung_that_carries_them() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = scratch();
     let master = dir.join("surround-51.wav");
     let status = std::process::Command::new("sox")
         .args(["-n", "-r", "48000", "-b", "24", "-c", "6"])
@@ -273,7 +273,7 @@ fn fpcalc_raw(master: &std::path::Path, rate: u64, channels: u64) -> (Vec<u32>, 
     cmd.args(["-length", "0", "-json"]);
     let o = if master.extension().is_some_and(|e| e == "aiff") {
         let pcm = ffmpeg(&["-i", master.to_str().unwrap(), "-f", "s16le", "-"]);
-        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fpcalc-input.s16");
+        let path = scratch().join("fpcalc-input.s16");
         std::fs::write(&path, pcm).unwrap();
         let (r, c) = (rate.to_string(), channels.to_string());
         cmd.args(["-format", "s16le", "-rate", &r, "-channels", &c])
@@ -429,7 +429,7 @@ fn a_rendition_that_is_not_its_master_is_caught() {
 /// the run).
 #[test]
 fn a_long_master_is_judged_on_windows_of_each_rendition() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("long-master");
+    let dir = scratch().join("long-master");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let master = dir.join("long.wav");

@@ -395,9 +395,7 @@ fn a_purge_release_message_takes_every_track_of_the_release_down() {
 /// the tiers, as a DDEX message's do; a bad deal is refused at its field.
 #[test]
 fn release_json_deals_decide_tiers_like_ddex_ones() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("ddex")
-        .join("release-json-deals");
+    let dir = scratch().join("ddex").join("release-json-deals");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for f in ["01-cd-stereo.wav", "02-hires.flac", "03-mono.aiff"] {
@@ -538,9 +536,7 @@ fn check_cover_sizes(out: &Path, t: &Value) -> (Vec<u64>, String) {
 
 /// A release folder of the fixtures' album (release.json and its three masters).
 fn album_folder(name: &str) -> std::path::PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("covers")
-        .join(name);
+    let dir = scratch().join("covers").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for f in [
@@ -558,7 +554,7 @@ fn album_folder(name: &str) -> std::path::PathBuf {
 fn a_front_cover_is_checked_and_published_in_the_sizes_a_catalog_serves() {
     let mut checked = 0;
     // DDEX: a 3000 x 3000 PNG, FrontCoverImage linked from the top-level ResourceGroup.
-    let src = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cover-3000.png");
+    let src = scratch().join("cover-3000.png");
     quadrants(3000, 3000).save(&src).unwrap();
     let sha = sha256(&src);
     let dir = batch("cover", &[SUBSCRIPTION_WORLDWIDE], |x| {

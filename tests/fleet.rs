@@ -18,9 +18,7 @@ use pressing::fleet::{self, Job, JobFile, JobState, Priority, Queue};
 use serde_json::Value;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("fleet")
-        .join(name);
+    let d = scratch().join("fleet").join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d

@@ -22,7 +22,7 @@ fn validate_json(args: &[&str]) -> (Option<i32>, Value, String) {
 
 #[test]
 fn every_bad_input_gets_its_code_and_nothing_crashes() {
-    let corpus = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad-inputs");
+    let corpus = scratch().join("bad-inputs");
     let status = Command::new("python3")
         .arg(root().join("scripts/make-bad-inputs.py"))
         .arg(&corpus)
@@ -66,7 +66,7 @@ fn every_bad_input_gets_its_code_and_nothing_crashes() {
 
 #[test]
 fn a_refused_release_is_never_encoded() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("refused");
+    let dir = scratch().join("refused");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(
@@ -210,7 +210,7 @@ fn init_segments_carry_track_and_album_loudness() {
 /// with FFmpeg on the uncut programme (only the few blocks straddling the cut differ).
 #[test]
 fn loudness_of_a_dynamic_master_and_of_an_album_agrees_with_ffmpeg() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dynamic");
+    let dir = scratch().join("dynamic");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let master = dir.join("dynamic.wav");
@@ -303,7 +303,7 @@ fn loudness_of_a_dynamic_master_and_of_an_album_agrees_with_ffmpeg() {
 
 #[test]
 fn two_bare_masters_with_one_file_stem_are_two_files_to_validate_but_one_output_folder_to_run() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("same-stem");
+    let dir = scratch().join("same-stem");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (wav, flac) = (dir.join("a.wav"), dir.join("a.flac"));
@@ -370,7 +370,7 @@ fn data_into_a_closed_pipe_ends_quietly() {
 /// `validate` and from `run`; the album's three different masters raise none.
 #[test]
 fn two_tracks_with_the_same_audio_are_a_warning_naming_both() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("same-audio");
+    let dir = scratch().join("same-audio");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (a, b) = (dir.join("a.wav"), dir.join("b.flac"));

@@ -112,7 +112,7 @@ fn init_and_media_segments_parse_with_their_fields() {
                     assert_eq!((bits(37, 11), bits(48, 1)), (0x548, 0), "{rid}: PS absent");
                     if channels == 1 {
                         // FFmpeg believes it: one channel out, not a parametric-stereo upmix.
-                        let joined = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mono-he-aac.mp4");
+                        let joined = scratch().join("mono-he-aac.mp4");
                         let mut bytes = init.clone();
                         for seg in segment_files(&dir) {
                             bytes.extend(std::fs::read(seg).unwrap());
@@ -456,7 +456,7 @@ fn the_same_inputs_give_the_same_bytes() {
 /// the run made (each track's catalog record), or the report with `--json`.
 #[test]
 fn the_report_goes_where_report_says_and_the_records_to_standard_output() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-flag");
+    let dir = scratch().join("report-flag");
     let _ = std::fs::remove_dir_all(&dir);
     let (out, report_path) = (dir.join("out"), dir.join("run-report.json"));
     let ladder = dir.join("one.toml");
@@ -511,7 +511,7 @@ fn the_report_goes_where_report_says_and_the_records_to_standard_output() {
 
 #[test]
 fn undecodable_input_fails_with_code_65_and_leaves_nothing() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad-input");
+    let dir = scratch().join("bad-input");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let text = dir.join("notes.wav");
@@ -545,7 +545,7 @@ fn undecodable_input_fails_with_code_65_and_leaves_nothing() {
 
 #[test]
 fn bad_ladder_and_usage_have_their_own_exit_codes() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad-ladder");
+    let dir = scratch().join("bad-ladder");
     std::fs::create_dir_all(&dir).unwrap();
     let ladder = dir.join("ladder.toml");
     std::fs::write(

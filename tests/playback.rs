@@ -554,7 +554,7 @@ fn decode_joined(init: &[u8], segments: &[std::path::PathBuf], name: &str) -> Ve
     for f in segments {
         bytes.extend(std::fs::read(f).unwrap());
     }
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let path = scratch().join(name);
     std::fs::write(&path, bytes).unwrap();
     mid(&decode_raw_f32(&path, 2), 2)
 }
@@ -924,7 +924,7 @@ fn quality_scores_rise_with_the_bit_rate_and_pruning_skips_what_it_should() {
         !expected.is_empty() && expected.len() + 3 < all,
         "the fixture should prune some rungs, not all: {expected:?}"
     );
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("prune");
+    let dir = scratch().join("prune");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let ladder = dir.join("prune.toml");
@@ -986,7 +986,7 @@ fn the_qc_page_opens_offline_draws_every_figure_and_prints_the_reports_numbers()
     let fixtures = check_qc_page(qc_out(), 4);
     // A 5.1 master with true-peak overs, drawn by `pressing qc` after the master is gone: the
     // lossless rendition at its rate stands in for it.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qc-surround");
+    let dir = scratch().join("qc-surround");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let master = dir.join("surround-qc.wav");

@@ -595,7 +595,7 @@ fn a_cpix_document_gives_keys_per_track_and_tier_and_bad_ones_name_the_field() {
         uuid(HIFI.0),
         uuid(track_key.0),
     );
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cpix");
+    let dir = scratch().join("cpix");
     std::fs::create_dir_all(&dir).unwrap();
     let cpix = dir.join("keys.cpix.xml");
     std::fs::write(&cpix, &doc).unwrap();

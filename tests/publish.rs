@@ -88,7 +88,7 @@ fn crc32c_b64(bytes: &[u8]) -> String {
 
 /// A two-rung ladder (AAC-LC and FLAC), written once per call site under target/.
 fn small_ladder(name: &str) -> PathBuf {
-    let ladder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.toml"));
+    let ladder = scratch().join(format!("{name}.toml"));
     std::fs::write(
         &ladder,
         "[[rung]]\nid = \"aac-96\"\ncodec = \"aac-lc\"\nbitrate = 96\nsample_rate = 44100\ntier = \"free\"\n\n\
@@ -400,7 +400,7 @@ fn tone(dir: &Path, name: &str, freq: u32, seconds: u32) -> PathBuf {
 fn a_changed_master_gets_new_immutable_keys_and_the_old_ones_are_never_overwritten() {
     let store = weed();
     let prefix = "changed";
-    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("publish-changed");
+    let work = scratch().join("publish-changed");
     let _ = std::fs::remove_dir_all(&work);
     let ladder = small_ladder("publish-changed");
     let first_master = tone(&work.join("a"), "song.wav", 440, 8);
@@ -503,7 +503,7 @@ fn a_store_outage_halfway_fails_clearly_and_the_rerun_uploads_only_what_is_missi
     // A store of its own: this test stops it. Segments of 30 s of 96 kHz/24-bit noise as FLAC
     // are about 15 MB, so with a 5 MiB threshold every segment goes multipart.
     let store = Weed::start("outage");
-    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("publish-outage-src");
+    let work = scratch().join("publish-outage-src");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
     let master = work.join("noise.wav");

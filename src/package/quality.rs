@@ -123,7 +123,8 @@ impl MasterAudio {
         })
     }
 
-    /// The master's samples for a rendition's frames `first..first + frames` at `rate`: at
+    /// The master's samples for a rendition's frames `first..first + frames` at `rate` (`None`:
+    /// not read, a fault of the caller's spans): at
     /// that rate when the master was resampled to it, else at the master's own (its rate is
     /// returned with them).
     fn reference(&self, rate: u32, first: u64, frames: u64) -> Option<(u32, &[f32])> {
@@ -134,11 +135,14 @@ impl MasterAudio {
                 |x: u64| (x as f64 * f64::from(self.native_rate) / f64::from(rate)).round() as u64;
             (self.native_rate, scale(first), scale(first + frames))
         };
+        // Clipped at the stretch's end: a rendition may outlast its master by a rounded frame
+        // or two, which the metric's alignment absorbs.
         self.stretches.iter().find_map(|(r, start, samples)| {
-            (*r == rate && *start <= first && end <= start + samples.len() as u64).then(|| {
+            let stop = start + samples.len() as u64;
+            (*r == rate && *start <= first && first < stop).then(|| {
                 (
                     rate,
-                    &samples[(first - start) as usize..(end - start) as usize],
+                    &samples[(first - start) as usize..(end.min(stop) - start) as usize],
                 )
             })
         })

@@ -51,9 +51,7 @@ pub fn sha256(path: &Path) -> String {
 /// A release folder: two masters of the fixtures under resources/ (one per disc) and a
 /// NewReleaseMessage describing them with `deals`; `edit` changes the message's text.
 pub fn batch(name: &str, deals: &[DealSpec], edit: impl Fn(String) -> String) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("ddex")
-        .join(name);
+    let dir = super::scratch().join("ddex").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("resources")).unwrap();
     let a = dir.join("resources/A1.wav");

@@ -23,8 +23,17 @@ pub fn pressing(args: &[&str]) -> Output {
 }
 
 /// Run `pressing run` once per test binary and name, into a fresh folder under target/.
+/// This test binary's scratch folder: `CARGO_TARGET_TMPDIR/<binary>` (created). The playback
+/// and fleet binaries run beside the others (scripts/test.sh), so no two binaries may share a
+/// folder: each presses the fixtures into its own.
+pub fn scratch() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(env!("CARGO_CRATE_NAME"));
+    std::fs::create_dir_all(&dir).expect("the test binary's scratch folder");
+    dir
+}
+
 pub fn run_once(name: &str, args: &[&str]) -> PathBuf {
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let out = scratch().join(name);
     let _ = std::fs::remove_dir_all(&out);
     let out_s = out.to_str().unwrap().to_string();
     let mut full = vec!["run", "--out", &out_s];
@@ -256,7 +265,7 @@ pub fn join_rendition(track_dir: &Path, rendition: &str) -> PathBuf {
     // A file of its own per call, outside the output tree: tests run in parallel threads and
     // may join the same rendition at once, and the reproducibility test walks the output tree.
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("joined");
+    let scratch = scratch().join("joined");
     std::fs::create_dir_all(&scratch).unwrap();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let path = scratch.join(format!("{}-{n}-{rendition}.mp4", std::process::id()));
@@ -424,7 +433,7 @@ pub fn rendition_in<'a>(track: &'a serde_json::Value, id: &str) -> &'a serde_jso
 pub fn uncut_programme() -> &'static Path {
     static WAV: OnceLock<PathBuf> = OnceLock::new();
     WAV.get_or_init(|| {
-        let wav = Path::new(env!("CARGO_TARGET_TMPDIR")).join("uncut.wav");
+        let wav = scratch().join("uncut.wav");
         let status = Command::new("sox")
             .arg(root().join("fixtures/gapless/01-part-one.flac"))
             .arg(root().join("fixtures/gapless/02-part-two.flac"))

@@ -197,7 +197,7 @@ pub struct Weed {
 impl Weed {
     /// A store of its own in a fresh folder, serving bucket `media`.
     pub fn start(name: &str) -> Weed {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        let dir = super::scratch()
             .join("weed")
             .join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -483,7 +483,7 @@ impl Nats {
     }
 
     fn nodes(name: &str, n: u16, base: u16) -> Vec<Nats> {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        let dir = super::scratch()
             .join("nats")
             .join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
