@@ -502,7 +502,7 @@ fn two_worker_processes_on_one_queue_file_press_three_releases_like_pressing_run
 /// the three releases into track files byte-identical to `pressing run --single-file` +
 /// `pressing publish` (the catalog records aside, as above).
 #[test]
-fn a_single_file_ladder_presses_in_the_fleet_like_run_single_file() {
+fn a_single_file_ladder_presses_and_scores_in_the_fleet_like_run_single_file_quality() {
     let dir = tmp("single-file");
     let ladder = dir.join("single-file.toml");
     let music = std::fs::read_to_string(root().join("ladders/music.toml")).unwrap();
@@ -523,6 +523,7 @@ fn a_single_file_ladder_presses_in_the_fleet_like_run_single_file() {
         "--ladder",
         ladder,
         "--single-file",
+        "--quality",
         a,
         b,
         c,
@@ -539,6 +540,7 @@ fn a_single_file_ladder_presses_in_the_fleet_like_run_single_file() {
         c,
         "--ladder",
         ladder,
+        "--quality",
         "--queue",
         &queue,
         "--store",
@@ -566,16 +568,33 @@ fn a_single_file_ladder_presses_in_the_fleet_like_run_single_file() {
         !want.keys().any(|k| k.ends_with(".m4s")),
         "no segment files"
     );
+    // `submit --quality`: the worker scores every lossy rendition as `run --quality` does.
+    let mut scored = 0;
     for (k, v) in &want {
         if !k.ends_with("/catalog.json") {
             assert!(
                 got[k] == *v,
                 "{k} differs from pressing run --single-file's"
             );
+            continue;
+        }
+        let (ours, theirs): (Value, Value) = (
+            serde_json::from_slice(&got[k]).unwrap(),
+            serde_json::from_slice(v).unwrap(),
+        );
+        let (ours, theirs) = (
+            ours["renditions"].as_array().unwrap(),
+            theirs["renditions"].as_array().unwrap(),
+        );
+        assert_eq!(ours.len(), theirs.len(), "{k}");
+        for (o, t) in ours.iter().zip(theirs) {
+            assert_eq!(o["quality"], t["quality"], "{k} {}", o["id"]);
+            scored += usize::from(o["quality"]["mos"].is_f64());
         }
     }
+    assert!(scored >= 30, "{scored} renditions scored");
     eprintln!(
-        "single-file fleet: {} objects, {track_files} track files identical",
+        "single-file fleet: {} objects, {track_files} track files identical, {scored} quality scores equal to run --quality's",
         want.len()
     );
 }
