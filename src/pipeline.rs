@@ -516,8 +516,8 @@ fn judge_renditions(
 /// The lossy rungs of a track that pruning skips: for each codec, from the lowest bit rate up,
 /// a rung whose score is less than `margin` above the last kept rung's is skipped (the lowest
 /// of a codec is always kept). Per codec, not per family: HE-AAC's spectral band replication
-/// is a different trade from AAC-LC's, and a listener's device may decode only one. A rung without a score is kept and compared with no
-/// further.
+/// is a different trade from AAC-LC's, and a listener's device may decode only one. A rung
+/// without a score (too short to score) is kept, and is no other rung's reference.
 fn prune(
     track: &str,
     t: &EncodedTrack<PackagedRendition>,

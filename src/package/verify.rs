@@ -275,15 +275,6 @@ pub fn decode_windows(track_dir: &Path, r: &PackagedRendition) -> Result<Windows
     Ok(out)
 }
 
-/// Decode, fingerprint and judge one packaged rendition ([`decode_windows`], [`judge_windows`]).
-pub fn verify(
-    track_dir: &Path,
-    r: &PackagedRendition,
-    master: &Fingerprint,
-) -> Result<Verdict, String> {
-    Ok(judge_windows(&decode_windows(track_dir, r)?, master))
-}
-
 /// Judge a rendition's windows against its master's fingerprint: each window's fingerprint is
 /// compared with the master's at the same time; a rendition is its master when every window
 /// is, and its similarity is its worst window's.
