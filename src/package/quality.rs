@@ -27,8 +27,8 @@ pub struct Quality {
     pub windows: Vec<f64>,
 }
 
-/// At most this much of each window is scored: the metric costs about half a CPU second per
-/// second of audio (BENCHMARKS.md).
+/// At most this much of each window is scored: the metric costs about 0.2 s of CPU per second
+/// of audio scored (BENCHMARKS.md).
 pub const WINDOW_SECONDS: f64 = 4.0;
 /// A rendition decoded whole (under 30 s) is cut into this many windows, when each is at least
 /// [`MIN_WINDOW_SECONDS`] long.
@@ -48,7 +48,7 @@ pub const MIN_WINDOW_SECONDS: f64 = 1.2;
 ///
 /// Only the stretches the renditions' windows need are kept: the master is streamed once,
 /// so memory does not grow with its length, rate or channels (a whole 4-minute 24/96 master
-/// decoded for scoring took the run's peak from 130 to 551 MB).
+/// decoded for scoring took the run's peak from 137 to 551 MB).
 pub struct MasterAudio {
     native_rate: u32,
     /// (rate, first frame at that rate, mono samples) per stretch and rate.
@@ -123,10 +123,9 @@ impl MasterAudio {
         })
     }
 
-    /// The master's samples for a rendition's frames `first..first + frames` at `rate` (`None`:
-    /// not read, a fault of the caller's spans): at
+    /// The master's samples for a rendition's frames `first..first + frames` at `rate`: at
     /// that rate when the master was resampled to it, else at the master's own (its rate is
-    /// returned with them).
+    /// returned with them). `None`: not read, a fault of the caller's spans.
     fn reference(&self, rate: u32, first: u64, frames: u64) -> Option<(u32, &[f32])> {
         let (rate, first, end) = if self.stretches.iter().any(|(r, ..)| *r == rate) {
             (rate, first, first + frames)
